@@ -1,0 +1,298 @@
+"""DSSE envelopes and in-toto Statements: parse strictly, build, and bind to an image (pure).
+
+Facts (DESIGN.md §4, reference/cosign-formats.md):
+- signatures are over PAE(type, body) = ``DSSEv1 <len(type)> <type> <len(body)> <body>``;
+- the payload is *standard* base64 (cosign fails on URL-safe payloads after the signature
+  check, so we refuse them up front); signatures may be standard or URL-safe base64;
+- ``keyid`` is never used to choose a key (cosign writes ``""`` or omits it);
+- duplicate JSON keys anywhere are refused (stricter than cosign: an ambiguous parse);
+- the statement is parsed as cosign's protojson does: unknown top-level or subject fields
+  are refused; ``_type`` must be in-toto Statement v0.1 or v1;
+- the image digest must equal some subject's digest for the same algorithm.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import VerificationError
+
+PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
+STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPES = (STATEMENT_V01, STATEMENT_V1)
+
+MAX_SIGNATURES = 16
+_STD_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_URL_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_DIGEST_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+class MalformedEnvelope(VerificationError):
+    reason = "MALFORMED_ENVELOPE"
+
+
+class MalformedStatement(VerificationError):
+    reason = "MALFORMED_STATEMENT"
+
+
+class PayloadTypeInvalid(VerificationError):
+    reason = "PAYLOAD_TYPE_INVALID"
+
+
+class SubjectMismatch(VerificationError):
+    reason = "SUBJECT_MISMATCH"
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def strict_json(data: bytes | str, *, what: str, error: type[VerificationError]) -> Any:
+    """Parse JSON refusing duplicate keys, NaN/Infinity and invalid UTF-8."""
+
+    def _bad_constant(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
+    except DuplicateKey as exc:
+        raise error(
+            f"{what} has the key {str(exc)!r} more than once; an ambiguous document is refused",
+            hint="re-create it with a JSON encoder that writes each key once",
+        ) from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise error(f"{what} is not valid JSON: {exc}", hint="check the file is the JSON it claims to be") from exc
+
+
+def b64decode_std(value: str, *, what: str, error: type[VerificationError]) -> bytes:
+    if not isinstance(value, str) or not _STD_B64.match(value):
+        raise error(f"{what} is not standard base64", hint="encode with standard base64 (RFC 4648 §4), not URL-safe")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise error(f"{what} is not valid base64: {exc}") from exc
+
+
+def b64decode_any(value: str, *, what: str, error: type[VerificationError]) -> bytes:
+    """Standard or URL-safe base64, padded or not (DSSE signatures, as cosign accepts)."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a base64 string, got {type(value).__name__}")
+    padded = value + "=" * (-len(value.rstrip("=")) % 4) if "=" not in value else value
+    try:
+        if _STD_B64.match(padded):
+            return base64.b64decode(padded, validate=True)
+        if _URL_B64.match(padded):
+            return base64.urlsafe_b64decode(padded)
+    except (binascii.Error, ValueError) as exc:
+        raise error(f"{what} is not valid base64: {exc}") from exc
+    raise error(f"{what} is not base64")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 Pre-Authentication Encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+@dataclass(frozen=True)
+class Signature:
+    sig: bytes
+    keyid: str = ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+    raw: bytes = b""
+
+    @property
+    def pae(self) -> bytes:
+        return pae(self.payload_type, self.payload)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the envelope bytes as stored (identifies copies of one envelope)."""
+        return "sha256:" + hashlib.sha256(self.raw).hexdigest()
+
+    def to_json(self, *, with_keyid: bool = False) -> dict[str, Any]:
+        """The envelope as cosign v3 writes it (keyid omitted unless asked for)."""
+        sigs = []
+        for s in self.signatures:
+            item: dict[str, str] = {}
+            if with_keyid:
+                item["keyid"] = s.keyid
+            item["sig"] = base64.b64encode(s.sig).decode()
+            sigs.append(item)
+        return {
+            "payload": base64.b64encode(self.payload).decode(),
+            "payloadType": self.payload_type,
+            "signatures": sigs,
+        }
+
+    def to_bytes(self, *, with_keyid: bool = False) -> bytes:
+        return json.dumps(self.to_json(with_keyid=with_keyid), separators=(",", ":")).encode()
+
+
+def parse_envelope_obj(doc: Any, raw: bytes = b"") -> Envelope:
+    """Validate an already-parsed DSSE envelope object."""
+    if not isinstance(doc, dict):
+        raise MalformedEnvelope(f"a DSSE envelope must be a JSON object, got {type(doc).__name__}")
+    unknown = set(doc) - {"payload", "payloadType", "signatures"}
+    if unknown:
+        raise MalformedEnvelope(f"unknown DSSE envelope field(s) {sorted(unknown)}; expected payload, payloadType, signatures")
+    for name in ("payload", "payloadType", "signatures"):
+        if name not in doc:
+            raise MalformedEnvelope(f"DSSE envelope has no {name!r}")
+    payload_type = doc["payloadType"]
+    if not isinstance(payload_type, str):
+        raise MalformedEnvelope("DSSE payloadType must be a string")
+    payload = b64decode_std(doc["payload"], what="DSSE payload", error=MalformedEnvelope)
+    sigs_doc = doc["signatures"]
+    if not isinstance(sigs_doc, list) or not sigs_doc:
+        raise MalformedEnvelope("DSSE envelope must carry at least one signature")
+    if len(sigs_doc) > MAX_SIGNATURES:
+        raise MalformedEnvelope(
+            f"DSSE envelope carries {len(sigs_doc)} signatures, more than the limit of {MAX_SIGNATURES}",
+            reason="LIMIT_EXCEEDED",
+        )
+    sigs = []
+    for i, s in enumerate(sigs_doc):
+        if not isinstance(s, dict):
+            raise MalformedEnvelope(f"DSSE signatures[{i}] must be an object")
+        unknown = set(s) - {"sig", "keyid"}
+        if unknown:
+            raise MalformedEnvelope(f"unknown field(s) {sorted(unknown)} in DSSE signatures[{i}]")
+        keyid = s.get("keyid", "")
+        if not isinstance(keyid, str):
+            raise MalformedEnvelope(f"DSSE signatures[{i}].keyid must be a string")
+        sig = b64decode_any(s.get("sig", ""), what=f"DSSE signatures[{i}].sig", error=MalformedEnvelope)
+        if not sig:
+            raise MalformedEnvelope(f"DSSE signatures[{i}].sig is empty")
+        sigs.append(Signature(sig=sig, keyid=keyid))
+    return Envelope(payload_type=payload_type, payload=payload, signatures=tuple(sigs), raw=raw)
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Parse a DSSE envelope from its exact bytes (kept in ``raw``)."""
+    doc = strict_json(data, what="DSSE envelope", error=MalformedEnvelope)
+    return parse_envelope_obj(doc, raw=bytes(data))
+
+
+def require_intoto(envelope: Envelope) -> None:
+    if envelope.payload_type != PAYLOAD_TYPE_INTOTO:
+        raise PayloadTypeInvalid(
+            f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE_INTOTO!r}",
+            hint="only in-toto attestations are accepted",
+        )
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    digest: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Statement:
+    type: str
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: Any
+
+    def covers(self, image_digest: str) -> bool:
+        alg, _, hexval = image_digest.partition(":")
+        return any(s.digest.get(alg) == hexval for s in self.subjects)
+
+
+def parse_statement(payload: bytes) -> Statement:
+    """Parse an in-toto Statement (v0.1 or v1) as strictly as cosign does, and stricter."""
+    doc = strict_json(payload, what="in-toto statement", error=MalformedStatement)
+    if not isinstance(doc, dict):
+        raise MalformedStatement(f"the statement must be a JSON object, got {type(doc).__name__}")
+    unknown = set(doc) - {"_type", "subject", "predicateType", "predicate"}
+    if unknown:
+        raise MalformedStatement(
+            f"unknown statement field(s) {sorted(unknown)}; an in-toto Statement has _type, subject, predicateType, predicate"
+        )
+    stype = doc.get("_type")
+    if stype not in STATEMENT_TYPES:
+        raise MalformedStatement(f"statement _type is {stype!r}, expected one of {list(STATEMENT_TYPES)}")
+    ptype = doc.get("predicateType")
+    if not isinstance(ptype, str) or not ptype:
+        raise MalformedStatement("statement has no predicateType (a non-empty string)")
+    subjects_doc = doc.get("subject")
+    if not isinstance(subjects_doc, list) or not subjects_doc:
+        raise MalformedStatement("statement has no subject (a non-empty list)")
+    subjects = []
+    for i, s in enumerate(subjects_doc):
+        if not isinstance(s, dict):
+            raise MalformedStatement(f"subject[{i}] must be an object")
+        unknown = set(s) - {"name", "digest", "uri", "content", "downloadLocation", "mediaType", "annotations"}
+        if unknown:
+            raise MalformedStatement(f"unknown field(s) {sorted(unknown)} in subject[{i}]")
+        name = s.get("name", "")
+        digest = s.get("digest")
+        if not isinstance(name, str):
+            raise MalformedStatement(f"subject[{i}].name must be a string")
+        if not isinstance(digest, dict) or not digest:
+            raise MalformedStatement(f"subject[{i}].digest must be a non-empty object")
+        for alg, value in digest.items():
+            if not isinstance(value, str):
+                raise MalformedStatement(f"subject[{i}].digest.{alg} must be a string")
+        subjects.append(Subject(name=name, digest=dict(digest)))
+    predicate = doc.get("predicate")
+    return Statement(type=stype, subjects=tuple(subjects), predicate_type=ptype, predicate=predicate)
+
+
+def check_digest_syntax(image_digest: str) -> None:
+    alg, sep, hexval = image_digest.partition(":")
+    if not sep or alg not in _DIGEST_LEN or len(hexval) != _DIGEST_LEN[alg] or not _HEX.match(hexval):
+        raise SubjectMismatch(f"{image_digest!r} is not a digest of the form sha256:<64 hex>")
+
+
+def require_subject(statement: Statement, image_digest: str) -> None:
+    """The image digest must equal some subject's digest for that algorithm."""
+    check_digest_syntax(image_digest)
+    if not statement.covers(image_digest):
+        found = ", ".join(
+            f"{alg}:{val}" for s in statement.subjects for alg, val in sorted(s.digest.items())
+        )
+        raise SubjectMismatch(
+            f"the statement covers {found or 'no digest'}, not the image digest {image_digest}",
+            hint="this attestation was made for another image; attest the image's own digest",
+        )
+
+
+def make_statement(
+    image_name: str, image_digest: str, predicate_type: str, predicate: Any, *, statement_type: str = STATEMENT_V1
+) -> bytes:
+    """An in-toto Statement for one image, in cosign v3's key order (passes cosign's parser)."""
+    check_digest_syntax(image_digest)
+    alg, _, hexval = image_digest.partition(":")
+    doc = {
+        "_type": statement_type,
+        "subject": [{"name": image_name, "digest": {alg: hexval}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

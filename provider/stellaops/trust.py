@@ -1,0 +1,73 @@
+"""Who may sign: the trust part of ``stellaops.yaml`` as frozen, validated objects.
+
+``load_trust`` (in :mod:`stellaops.config`) builds a :class:`TrustConfig` at start-up and fails
+there, naming the exact field and file, so that verification never meets a bad key at
+admission time. ``fingerprint`` identifies the trust material: verdicts are cached by
+(digest, fingerprint), so any change of trust invalidates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class KeyAuthority:
+    """An authority that signs with a fixed key (cosign ``--key``)."""
+
+    name: str
+    public_key: Any  # a cryptography public key object
+    key_id: str  # "sha256:<hex of SPKI DER>"
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class KeylessAuthority:
+    """An authority that signs keylessly: a Fulcio certificate whose identity matches.
+
+    Exactly one of ``issuer``/``issuer_regexp`` and one of ``subject``/``subject_regexp`` is set.
+    Regexps are RE2 and must match the *whole* value (DESIGN.md §5: stricter than cosign).
+    """
+
+    name: str
+    issuer: str = ""
+    issuer_regexp: str = ""
+    subject: str = ""
+    subject_regexp: str = ""
+
+
+Authority = Union[KeyAuthority, KeylessAuthority]
+
+
+@dataclass(frozen=True)
+class SigstoreRoots:
+    """Sigstore trust material for keyless and Rekor checks.
+
+    ``trusted_root_json`` is a sigstore ``trusted_root.json`` document (bytes) holding the
+    Fulcio CAs, Rekor keys, CT log keys and TSAs; when the config gives only PEM files for a
+    private instance, the loader assembles an equivalent document from them.
+    """
+
+    trusted_root_json: bytes = b""
+    offline: bool = True
+    fulcio_url: str = ""
+    rekor_url: str = ""
+    ctlog_url: str = ""
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    authorities: tuple[Authority, ...] = ()
+    require_tlog: bool = True  # False == cosign --insecure-ignore-tlog (key authorities only)
+    sigstore: SigstoreRoots | None = None
+    fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key_authorities(self) -> tuple[KeyAuthority, ...]:
+        return tuple(a for a in self.authorities if isinstance(a, KeyAuthority))
+
+    @property
+    def keyless_authorities(self) -> tuple[KeylessAuthority, ...]:
+        return tuple(a for a in self.authorities if isinstance(a, KeylessAuthority))

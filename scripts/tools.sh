@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the pinned Go tools the tests and the demo run for real, from source with
+# `go install module@version` (never a prebuilt download), into a cache outside the
+# clone (~/.cache/stellaops/tools) and links them into ./.tools/bin. Idempotent and
+# quiet when everything is already built. Usage: scripts/tools.sh [NAME...]
+set -euo pipefail
+
+OPA_VERSION=v1.17.1          # the OPA Gatekeeper v3.23 pins
+COSIGN_VERSION=v3.1.3        # newest cosign v3 release checked in shared/reference
+COSIGN2_VERSION=v2.6.4       # legacy behaviour (optional: STELLAOPS_TOOLS_COSIGN2=1)
+GGCR_VERSION=v0.21.7         # go-containerregistry: registry, crane, our ocireg launcher
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${STELLAOPS_TOOLS_CACHE:-$HOME/.cache/stellaops/tools}
+bin="$root/.tools/bin"
+mkdir -p "$cache" "$bin"
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+
+log() { printf 'tools: %s\n' "$*" >&2; }
+
+# go_tool NAME VERSION MODULE_PATH@VERSION [BINARY]
+go_tool() {
+  local name=$1 version=$2 pkg=$3 binary=${4:-$1}
+  local dir="$cache/$name-$version"
+  if [ ! -x "$dir/bin/$binary" ]; then
+    log "building $name $version (go install $pkg)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/bin"
+    GOBIN="$dir.tmp/bin" go install "$pkg"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  ln -sfn "$dir/bin/$binary" "$bin/$name"
+}
+
+# ocireg: our launcher of ggcr's registry library with the referrers API on.
+build_ocireg() {
+  local src="$root/tools/ocireg"
+  local sum; sum=$(cat "$src/main.go" "$src/go.mod" | sha256sum | cut -c1-12)
+  local dir="$cache/ocireg-$GGCR_VERSION-$sum"
+  if [ ! -x "$dir/bin/ocireg" ]; then
+    log "building ocireg (go-containerregistry $GGCR_VERSION registry library)"
+    local work; work=$(mktemp -d)
+    cp "$src/main.go" "$src/go.mod" "$work/"
+    (cd "$work" && go mod tidy >/dev/null 2>&1 && mkdir -p "$dir.tmp/bin" && go build -o "$dir.tmp/bin/ocireg" .)
+    rm -rf "$dir" "$work" && mv "$dir.tmp" "$dir"
+  fi
+  ln -sfn "$dir/bin/ocireg" "$bin/ocireg"
+}
+
+want=("$@")
+[ ${#want[@]} -eq 0 ] && want=(opa ocireg registry crane cosign)
+for t in "${want[@]}"; do
+  case "$t" in
+    opa) go_tool opa "$OPA_VERSION" "github.com/open-policy-agent/opa@$OPA_VERSION" ;;
+    cosign) go_tool cosign "$COSIGN_VERSION" "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION" ;;
+    cosign2) go_tool cosign2 "$COSIGN2_VERSION" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN2_VERSION" cosign ;;
+    registry) go_tool registry "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/registry@$GGCR_VERSION" ;;
+    crane) go_tool crane "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/crane@$GGCR_VERSION" ;;
+    ocireg) build_ocireg ;;
+    *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
