@@ -49,8 +49,13 @@ class SigstoreRoots:
     private instance, the loader assembles an equivalent document from them.
     """
 
-    trusted_root_json: bytes = b""
-    offline: bool = True
+    trusted_root_json: bytes = b""  # trustRoots.bundlePath (a sigstore trusted_root.json)
+    trusted_root_source: str = ""  # the file it came from, for messages
+    fulcio_roots_pem: bytes = b""  # trustRoots.sigstore.trustedRootPem (private Fulcio CA chain)
+    rekor_public_key_pem: bytes = b""  # trustRoots.sigstore.rekorPublicKey
+    ctlog_public_key_pem: bytes = b""  # trustRoots.sigstore.ctlogPublicKey
+    public_good: bool = False  # no local material: public-good Sigstore via TUF (online, on first use)
+    offline: bool = False
     fulcio_url: str = ""
     rekor_url: str = ""
     ctlog_url: str = ""
