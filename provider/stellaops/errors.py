@@ -39,9 +39,10 @@ REASONS: dict[str, str] = {
     "REGISTRY_UNREACHABLE": "the registry could not be reached or answered 5xx/429",
     "DEADLINE_EXCEEDED": "the request deadline passed before the key was verified",
     "STORE_UNAVAILABLE": "the attestation store could not be reached",
+    "INTERNAL_ERROR": "an unexpected internal error (a bug); the key is retried on the next call",
 }
 
-TRANSIENT_REASONS = frozenset({"REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED", "STORE_UNAVAILABLE"})
+TRANSIENT_REASONS = frozenset({"REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED", "STORE_UNAVAILABLE", "INTERNAL_ERROR"})
 
 
 class StellaError(Exception):

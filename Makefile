@@ -1,0 +1,47 @@
+# StellaOps Attest — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST := $(VENV)/bin/pytest
+STAMP := $(VENV)/.installed
+
+help: ## Show the targets
+	@grep -E '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) install -q --disable-pip-version-check --upgrade pip >/dev/null
+	@$(PIP) install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv with the package and test dependencies
+
+debs: ## Install the Debian packages the tests use (when missing)
+	@scripts/debs.sh
+
+tools: debs ## Build the pinned Go tools (cached in ~/.cache/stellaops/tools)
+	@scripts/tools.sh
+	@if [ -x tests/gatekeeper/build.sh ]; then tests/gatekeeper/build.sh; fi
+
+demo: venv tools ## The main job, end to end: registry, sign, attach, provider verdict, Rego decision
+	@$(PY) scripts/demo.py
+
+generate: venv ## Regenerate deploy/gatekeeper templates from rego/policies
+	@$(PY) scripts/generate.py
+
+rego-test: tools ## Rego gates: opa fmt, opa check --strict, opa test --coverage
+	@scripts/rego-check.sh
+
+test: venv tools ## Everything: pytest (unit, integration, interop, Gatekeeper engine) and the Rego gates
+	@scripts/rego-check.sh
+	@$(PYTEST) -q -p no:cacheprovider tests
+
+unit: venv ## Unit tests only (nothing started)
+	@$(PYTEST) -q tests/unit
+
+bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/results and docs/benchmarks.md
+	@$(PY) bench/run.py
+
+.PHONY: help venv debs tools demo generate rego-test test unit bench

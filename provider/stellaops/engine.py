@@ -1,0 +1,283 @@
+"""The chain for each image key: reference → digest → discovery → verification → verdict.
+
+``Engine.verify_batch`` runs the keys of one request concurrently (a bounded pool shared by
+the process), verifies each distinct key once, and keeps one deadline for the whole request:
+a key not finished by then is reported as transient (``DEADLINE_EXCEEDED``), never answered
+late (DESIGN.md §2 "Failure semantics", §7).
+
+Outcomes per key:
+- a :class:`Verdict` (definitive; verified or not, with reasons), cached by
+  (digest, trust fingerprint) with a positive or a negative TTL;
+- a definitive :class:`StellaError` (the key can never succeed as written: bad reference,
+  registry not allowed, image not found, credentials refused) → per-key ``error``;
+- a transient :class:`StellaError` (registry unreachable, deadline, store down) → ``systemError``,
+  item omitted, nothing cached, so the next admission retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from . import metrics
+from .candidate import Candidate
+from .config import Config
+from .errors import RegistryError, StellaError
+from .reference import Reference, parse_reference
+from .verdict import AttestationResult, ErrorItem, Verdict
+
+log = logging.getLogger("stellaops.engine")
+
+
+class DeadlineExceeded(StellaError):
+    reason = "DEADLINE_EXCEEDED"
+
+
+@dataclass
+class BatchResult:
+    """Per distinct key: a verdict, or an error (``error.transient`` tells which kind)."""
+
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    errors: dict[str, StellaError] = field(default_factory=dict)
+
+    @property
+    def transient(self) -> dict[str, StellaError]:
+        return {k: e for k, e in self.errors.items() if e.transient}
+
+    @property
+    def definitive(self) -> dict[str, StellaError]:
+        return {k: e for k, e in self.errors.items() if not e.transient}
+
+
+def _sort_key(a: AttestationResult) -> tuple[int, int, str]:
+    # verified first, then newest signed time first (only signed/logged times count)
+    return (0 if a.verified else 1, 0 if a.created_signed else 1, _neg(a.created if a.created_signed else ""))
+
+
+def _neg(s: str) -> str:
+    # RFC 3339 UTC strings sort lexically; invert for "newest first" inside an ascending sort.
+    return "".join(chr(0x10FFFF - ord(c)) for c in s)
+
+
+class Engine:
+    """Verifies images against one configuration. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        client: Any = None,
+        store: Any = None,
+        cache: Any = None,
+        verify: Callable[..., AttestationResult] | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client if client is not None else make_registry_client(config)
+        self.store = store
+        if cache is None:
+            from .cache import open_cache
+
+            cache = open_cache(config.cache)
+        self.cache = cache
+        if verify is None:
+            from .verify.attestation import verify_candidate as verify
+        self._verify = verify
+        self._pool = ThreadPoolExecutor(max_workers=max(1, config.server.verify_concurrency), thread_name_prefix="verify")
+        self._digests: dict[str, tuple[str, float]] = {}
+        self._digests_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ batch
+
+    def verify_batch(self, keys: list[str], *, deadline: float | None = None) -> BatchResult:
+        """Verify every distinct key under one deadline (``time.monotonic()`` based)."""
+        if deadline is None:
+            deadline = time.monotonic() + self.config.server.deadline_seconds
+        result = BatchResult()
+        futures: dict[Future[Verdict], str] = {}
+        for key in dict.fromkeys(keys):  # distinct, in order
+            futures[self._pool.submit(self._verify_key_guarded, key, deadline)] = key
+        pending = set(futures)
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = futures[fut]
+                try:
+                    result.verdicts[key] = fut.result()
+                except StellaError as exc:
+                    result.errors[key] = exc
+        for fut in pending:
+            fut.cancel()
+            key = futures[fut]
+            result.errors[key] = DeadlineExceeded(
+                f"{key}: not verified within the {self.config.server.deadline_seconds:g}s deadline",
+                hint="retry; if it keeps happening, check the registry's latency or raise server.deadlineSeconds "
+                "(keep it below the Provider's spec.timeout)",
+            )
+            metrics.OUTCOMES.labels("DEADLINE_EXCEEDED").inc()
+        return result
+
+    def _verify_key_guarded(self, key: str, deadline: float) -> Verdict:
+        try:
+            return self.verify_key(key, deadline=deadline)
+        except StellaError as exc:
+            metrics.OUTCOMES.labels(exc.reason).inc()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the request down: fail closed
+            log.exception("internal error verifying %s", key)
+            err = StellaError(
+                f"internal error while verifying {key}: {type(exc).__name__}",
+                reason="INTERNAL_ERROR",
+                hint="this is a bug in StellaOps Attest (see the provider log); the key is retried on the next admission",
+            )
+            metrics.OUTCOMES.labels("INTERNAL").inc()
+            raise err from exc
+
+    # ------------------------------------------------------------------ one key
+
+    def verify_key(self, key: str, *, deadline: float | None = None) -> Verdict:
+        """The whole chain for one image reference. Raises StellaError when no verdict can be given."""
+        from .registry import deadline_scope
+
+        if deadline is None:
+            deadline = time.monotonic() + self.config.server.deadline_seconds
+        ref = parse_reference(key)
+        with deadline_scope(deadline):
+            digest = self._digest(ref)
+            cache_key = self._cache_key(digest)
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                metrics.CACHE.labels("hit").inc()
+                return _verdict_from_cache(cached, key)
+            metrics.CACHE.labels("miss").inc()
+            verdict = self._verify_digest(key, ref, digest)
+        positive = any(a.verified for a in verdict.attestations)
+        ttl = self.config.cache.ttl_seconds if positive else self.config.cache.negative_ttl_seconds
+        if ttl > 0:
+            self.cache.set(cache_key, _verdict_to_cache(verdict), ttl)
+        for a in verdict.attestations:
+            metrics.OUTCOMES.labels("VERIFIED" if a.verified else (a.errors[0].reason if a.errors else "UNVERIFIED")).inc()
+        return verdict
+
+    def _cache_key(self, digest: str) -> str:
+        return f"verdict:v1:{self.config.trust.fingerprint}:{digest}"
+
+    def _digest(self, ref: Reference) -> str:
+        if ref.digest:
+            return ref.digest
+        name = str(ref)
+        now = time.monotonic()
+        with self._digests_lock:
+            hit = self._digests.get(name)
+            if hit and hit[1] > now:
+                return hit[0]
+        desc = self.client.resolve(ref)
+        ttl = self.config.cache.digest_ttl_seconds
+        if ttl > 0:
+            with self._digests_lock:
+                if len(self._digests) > 10000:
+                    self._digests = {k: v for k, v in self._digests.items() if v[1] > now}
+                self._digests[name] = (desc.digest, now + ttl)
+        return desc.digest
+
+    def _verify_digest(self, key: str, ref: Reference, digest: str) -> Verdict:
+        from .discovery import discover
+
+        candidates = discover(self.client, ref, digest, store=self.store)
+        limit = self.config.limits.attestations_per_image
+        errors: list[ErrorItem] = []
+        if len(candidates) > limit:
+            errors.append(
+                ErrorItem(
+                    "LIMIT_EXCEEDED",
+                    f"{len(candidates)} attestations are attached to {digest}; only the first {limit} were verified",
+                    "raise limits.attestationsPerImage or prune old attestations",
+                )
+            )
+            candidates = candidates[:limit]
+        results = self._verify_candidates(candidates, digest)
+        if not results:
+            errors.append(
+                ErrorItem(
+                    "NO_ATTESTATION",
+                    f"no attestation is attached to {ref.name}@{digest}",
+                    "attach one with `stella attest attach` or `cosign attest`",
+                )
+            )
+        return Verdict(image=key, digest=digest, attestations=tuple(results), errors=tuple(errors))
+
+    def _verify_candidates(self, candidates: list[Candidate], digest: str) -> list[AttestationResult]:
+        by_envelope: dict[str, AttestationResult] = {}
+        unnamed: list[AttestationResult] = []
+        for c in candidates:
+            res = self._verify(c, c.attached_to or digest, self.config.trust)
+            if not res.digest:
+                res = replace(res, digest=c.attached_to or digest)
+            if not res.envelope_digest:
+                unnamed.append(res)
+                continue
+            prev = by_envelope.get(res.envelope_digest)
+            # the same envelope found in several places counts once; a verified copy wins
+            if prev is None or (res.verified and not prev.verified):
+                by_envelope[res.envelope_digest] = res
+        return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
+
+
+def make_registry_client(config: Config) -> Any:
+    from .registry import RegistryClient, RegistryLimits, RegistryPolicy
+
+    reg = config.registries
+    lim = config.limits
+    policy = RegistryPolicy(allow=reg.allow, insecure=reg.insecure, allow_private=reg.allow_private)
+    limits = RegistryLimits(
+        manifest_bytes=lim.manifest_bytes,
+        blob_bytes=lim.blob_bytes,
+        referrers=lim.referrers,
+        connect_timeout=lim.connect_timeout_seconds,
+        read_timeout=lim.read_timeout_seconds,
+        retries=lim.retries,
+    )
+    auth = None
+    if reg.docker_config:
+        from . import registry as regmod
+
+        loader = getattr(regmod, "load_docker_config", None)
+        if loader is not None:
+            auth = loader(reg.docker_config)
+    return RegistryClient(policy=policy, limits=limits, auth=auth)
+
+
+def _verdict_to_cache(v: Verdict) -> bytes:
+    doc = v.to_json()
+    doc.pop("image", None)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class CachedVerdict(Verdict):
+    """A verdict served from the cache: its JSON is kept as it was computed."""
+
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.doc)
+        out["image"] = self.image
+        return out
+
+
+def _verdict_from_cache(data: bytes, key: str) -> Verdict:
+    doc = json.loads(data)
+    return CachedVerdict(image=key, digest=doc.get("digest", ""), doc=doc)
+
+
+__all__ = ["Engine", "BatchResult", "DeadlineExceeded", "RegistryError", "make_registry_client"]
