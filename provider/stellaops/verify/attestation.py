@@ -1,0 +1,379 @@
+"""One candidate attestation → :class:`AttestationResult`, against a :class:`TrustConfig`.
+
+:func:`verify_candidate` never raises for a verification failure: it returns
+``verified=False`` with the reason. The order of checks (``docs/verification.md``):
+
+1. parse: a DSSE envelope (``kind dsse``) or a sigstore bundle holding one (``kind bundle``);
+   duplicate JSON keys anywhere are refused                  → MALFORMED_ENVELOPE
+2. payloadType is ``application/vnd.in-toto+json``           → PAYLOAD_TYPE_INVALID
+3. signatures: every signature against every authority — key authorities by the key type's
+   algorithm over PAE; keyless authorities through the certificate carried with the envelope:
+   its key signs PAE (SIGNATURE_INVALID), a log entry gives the time (TLOG_MISSING), the chain
+   reaches a Fulcio CA valid then (CERTIFICATE_INVALID), an embedded SCT verifies
+   (SCT_INVALID), the SAN identity and OIDC issuer match the authority, exactly or by a
+   whole-value RE2 match (IDENTITY_MISMATCH; UNTRUSTED_SIGNER when no keyless authority is
+   configured). No signer → the most specific of those reasons.
+4. statement: strict in-toto Statement v0.1/v1              → MALFORMED_STATEMENT
+5. subject: some subject digest equals the image digest      → SUBJECT_MISMATCH
+6. transparency log: SET, inclusion proof + checkpoint when present, entry bound to this
+   envelope and signer (TLOG_INVALID / TLOG_MISSING). ``requireTlog: false`` skips a missing
+   or failing entry for key signers only; keyless always needs it (its verified time).
+   Sigstore bundles with a certificate are also verified by sigstore-python.
+7. predicate type from the signed statement; predicate summary; ``created``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography import x509
+
+from .. import dsse
+from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
+from ..errors import StellaError, VerificationError
+from ..trust import KeyAuthority, KeylessAuthority, TrustConfig
+from ..verdict import AttestationResult, ErrorItem, Signer, TlogResult
+from . import keys
+
+_log = logging.getLogger(__name__)
+
+BUNDLE_MEDIA_TYPES = (
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
+
+
+class SignatureInvalid(VerificationError):
+    reason = "SIGNATURE_INVALID"
+
+
+@dataclass
+class _Material:
+    """What a candidate carries: the envelope and whatever proves who signed it and when."""
+
+    envelope: dsse.Envelope
+    envelope_bytes: bytes | None  # exact uploaded bytes (legacy layer / plain DSSE) or None (bundle)
+    certificate: x509.Certificate | None = None
+    chain: list[x509.Certificate] = field(default_factory=list)
+    tlog_entries: list[Any] = field(default_factory=list)  # tlog.LogEntry, unverified
+    tlog_error: StellaError | None = None  # an entry was present but could not be parsed
+    bundle_json: bytes | None = None
+    envelope_digest: str = ""
+
+
+def _parse_bundle(data: bytes) -> _Material:
+    doc = dsse.strict_json(data, what="sigstore bundle", error=dsse.MalformedEnvelope)
+    if not isinstance(doc, dict):
+        raise dsse.MalformedEnvelope("a sigstore bundle must be a JSON object")
+    media_type = doc.get("mediaType")
+    if media_type not in BUNDLE_MEDIA_TYPES:
+        raise dsse.MalformedEnvelope(f"bundle mediaType is {media_type!r}, expected one of {list(BUNDLE_MEDIA_TYPES)}")
+    if "dsseEnvelope" not in doc:
+        raise dsse.MalformedEnvelope(
+            "the sigstore bundle holds no dsseEnvelope (a messageSignature bundle signs a blob, not an attestation)"
+        )
+    envelope = dsse.parse_envelope_obj(doc["dsseEnvelope"])
+    # Digest of the envelope as cosign v3 serialises it (= its legacy layer bytes), so that
+    # copies of one attestation found as a bundle and as a .att layer are recognised.
+    envelope_digest = "sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
+    material = _Material(envelope=envelope, envelope_bytes=None, bundle_json=bytes(data), envelope_digest=envelope_digest)
+    vm = doc.get("verificationMaterial")
+    if not isinstance(vm, dict):
+        raise dsse.MalformedEnvelope("the sigstore bundle has no verificationMaterial")
+    from cryptography.x509 import load_der_x509_certificate
+
+    def der_cert(item: Any, what: str) -> x509.Certificate:
+        raw = item.get("rawBytes") if isinstance(item, dict) else None
+        try:
+            return load_der_x509_certificate(base64.b64decode(raw or "", validate=True))
+        except (ValueError, TypeError) as exc:
+            raise dsse.MalformedEnvelope(f"bundle {what} is not a DER certificate") from exc
+
+    if isinstance(vm.get("certificate"), dict):
+        material.certificate = der_cert(vm["certificate"], "verificationMaterial.certificate")
+    elif isinstance(vm.get("x509CertificateChain"), dict):
+        certs = vm["x509CertificateChain"].get("certificates") or []
+        if not isinstance(certs, list) or not certs or len(certs) > 10:
+            raise dsse.MalformedEnvelope("bundle x509CertificateChain.certificates must list 1 to 10 certificates")
+        parsed = [der_cert(c, "x509CertificateChain certificate") for c in certs]
+        material.certificate, material.chain = parsed[0], parsed[1:]
+    entries = vm.get("tlogEntries") or []
+    if not isinstance(entries, list) or len(entries) > 8:
+        raise dsse.MalformedEnvelope("bundle tlogEntries must be a list of at most 8 entries")
+    from . import tlog
+
+    for e in entries:
+        try:
+            material.tlog_entries.append(tlog.parse_bundle_entry(e))
+        except StellaError as exc:
+            material.tlog_error = exc
+    return material
+
+
+def _parse(candidate: Candidate) -> _Material:
+    if candidate.kind == KIND_BUNDLE:
+        return _parse_bundle(candidate.data)
+    if candidate.kind != KIND_DSSE:
+        raise dsse.MalformedEnvelope(f"unknown candidate kind {candidate.kind!r}, expected dsse or bundle")
+    envelope = dsse.parse_envelope(candidate.data)
+    material = _Material(
+        envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest="sha256:" + hashlib.sha256(candidate.data).hexdigest()
+    )
+    ann = candidate.cosign
+    if ann.certificate:
+        from . import keyless
+
+        certs = keyless.load_pem_chain(ann.certificate, "the dev.sigstore.cosign/certificate annotation")
+        if len(certs) != 1:
+            raise keyless.CertificateInvalid("the dev.sigstore.cosign/certificate annotation must hold exactly one certificate")
+        material.certificate = certs[0]
+        material.chain = keyless.load_pem_chain(ann.chain or "", "the dev.sigstore.cosign/chain annotation")
+    if ann.rekor_bundle:
+        from . import tlog
+
+        try:
+            material.tlog_entries.append(tlog.parse_cosign_bundle(ann.rekor_bundle))
+        except StellaError as exc:
+            material.tlog_error = exc
+    return material
+
+
+def _roots(trust: TrustConfig, what: str):  # type: ignore[no-untyped-def]
+    from . import trustroot
+
+    if trust.sigstore is None:
+        return None
+    try:
+        return trustroot.from_roots(trust.sigstore)
+    except StellaError as exc:
+        _log.warning("trust root unusable for %s: %s", what, exc)
+        return None
+
+
+@dataclass
+class _Signers:
+    signers: list[Signer] = field(default_factory=list)
+    key_signers: list[KeyAuthority] = field(default_factory=list)
+    keyless_used: bool = False
+    verifier_ders: list[bytes] = field(default_factory=list)
+    keyless_error: StellaError | None = None
+
+
+def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
+    """The certificate path: fills ``result`` or sets ``keyless_error``."""
+    from . import keyless
+
+    cert = m.certificate
+    assert cert is not None
+    try:
+        cert_key = cert.public_key()
+        pae = m.envelope.pae
+        if not any(keys.verify_signature(cert_key, pae, s.sig) for s in m.envelope.signatures):  # type: ignore[arg-type]
+            raise SignatureInvalid(
+                "no signature on the envelope verifies with the key of the attached certificate",
+                hint="the payload or signature was altered after signing",
+            )
+        if not m.tlog_entries:
+            if m.tlog_error is not None:
+                raise m.tlog_error
+            from .tlog import TlogMissing
+
+            raise TlogMissing(
+                "a keyless signature needs a transparency log entry to fix the time of signing, and none is attached",
+                hint="keyless attestations must be uploaded to Rekor (cosign does so by default)",
+            )
+        root = _roots(trust, "keyless")
+        if root is None or not root.fulcio:
+            raise keyless.CertificateInvalid(
+                "no Fulcio certificate authority is configured, so no certificate can be trusted",
+                hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
+            )
+        at = m.tlog_entries[0].integrated_datetime
+        chain = keyless.verify_chain(cert, m.chain, root, at)
+        keyless.verify_sct(cert, chain[0] if chain else cert, root)
+        identity = keyless.identity_of(cert)
+        authorities = trust.keyless_authorities
+        if not authorities:
+            raise keyless.UntrustedSigner(
+                f"signed by certificate identity {', '.join(identity.sans)} (issuer {identity.issuer}), "
+                "but no keyless authority is configured",
+                hint="add a keyless authority (issuer + subject or subjectRegExp) for this signer",
+            )
+        for authority in authorities:
+            san = keyless.match_authority(identity, authority)
+            if san is not None:
+                result.signers.append(Signer(kind="keyless", authority=authority.name, issuer=identity.issuer, subject=san))
+                result.keyless_used = True
+        if not result.keyless_used:
+            raise keyless.IdentityMismatch(
+                keyless.describe_mismatch(identity, authorities),
+                hint="regexps must match the whole value (anchors are implied); check the issuer and the identity",
+            )
+        result.verifier_ders.append(keyless.cert_der(cert))
+    except StellaError as exc:
+        result.keyless_error = exc
+
+
+def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
+    result = _Signers()
+    pae = m.envelope.pae
+    for authority in trust.key_authorities:
+        if any(keys.verify_signature(authority.public_key, pae, s.sig) for s in m.envelope.signatures):
+            result.signers.append(Signer(kind="key", authority=authority.name, key_id=authority.key_id))
+            result.key_signers.append(authority)
+            result.verifier_ders.append(keys.public_key_der(authority.public_key))
+            if m.certificate is not None:
+                from . import keyless
+
+                result.verifier_ders.append(keyless.cert_der(m.certificate))
+    if m.certificate is not None:
+        _check_keyless(m, trust, result)
+    if result.signers:
+        return result
+    if result.keyless_error is not None and result.keyless_error.reason != "SIGNATURE_INVALID":
+        raise result.keyless_error
+    names = ", ".join(a.name for a in trust.authorities) or "none configured"
+    sigs = len(m.envelope.signatures)
+    raise SignatureInvalid(
+        f"none of the envelope's {sigs} signature(s) verifies against a configured authority ({names})"
+        + (" and its certificate does not verify either" if m.certificate is not None else ""),
+        hint="sign with a configured key, or add the signer's public key / keyless identity as an authority",
+    )
+
+
+def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResult:
+    from .tlog import TlogInvalid, TlogMissing, verify_entry
+
+    needed = trust.require_tlog or signers.keyless_used
+    if not m.tlog_entries:
+        if not needed:
+            return TlogResult()
+        if m.tlog_error is not None:
+            raise m.tlog_error
+        raise TlogMissing(
+            "no transparency log entry is attached to this attestation, and requireTlog is on",
+            hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
+        )
+    root = _roots(trust, "tlog")
+    errors: list[StellaError] = []
+    if root is None or not root.rekor:
+        errors.append(TlogInvalid("no Rekor key is configured, so the log entry cannot be verified", hint="configure attestation.trustRoots"))
+    else:
+        for entry in m.tlog_entries:
+            try:
+                return verify_entry(entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders)
+            except StellaError as exc:
+                errors.append(exc)
+    if needed:
+        raise errors[0]
+    _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
+    return TlogResult()
+
+
+def _check_with_sigstore(m: _Material, trust: TrustConfig) -> None:
+    """Second, independent check of a certificate-signed sigstore bundle with sigstore-python."""
+    from . import sigstore_bridge
+
+    root = _roots(trust, "sigstore")
+    assert root is not None and m.bundle_json is not None
+    sigstore_bridge.verify_bundle(m.bundle_json, root)
+
+
+def _summary(predicate_type: str, predicate: Any) -> dict[str, Any]:
+    try:
+        from .. import predicates  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    summarize = getattr(predicates, "summarize", None)
+    if summarize is None:
+        return {}
+    try:
+        out = summarize(predicate_type, predicate)
+    except StellaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a predicate that breaks the summariser is refused
+        raise VerificationError(
+            f"the {predicate_type} predicate cannot be summarised: {type(exc).__name__}: {exc}", reason="PREDICATE_INVALID"
+        ) from exc
+    return dict(out) if isinstance(out, dict) else {}
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def verify_candidate(
+    candidate: Candidate, image_digest: str, trust: TrustConfig, *, now: float | None = None
+) -> AttestationResult:
+    """Verify one candidate for ``image_digest``. Never raises for a verification failure."""
+    envelope_digest = "sha256:" + hashlib.sha256(candidate.data).hexdigest()
+    predicate_type = ""
+    signers: tuple[Signer, ...] = ()
+    tlog_result = TlogResult()
+    try:
+        m = _parse(candidate)
+        envelope_digest = m.envelope_digest or envelope_digest
+        dsse.require_intoto(m.envelope)
+        found = _check_signatures(m, trust)
+        signers = tuple(found.signers)
+        statement = dsse.parse_statement(m.envelope.payload)
+        predicate_type = statement.predicate_type
+        dsse.require_subject(statement, image_digest)
+        tlog_result = _check_tlog(m, trust, found)
+        if candidate.kind == KIND_BUNDLE and found.keyless_used:
+            _check_with_sigstore(m, trust)
+        summary = _summary(statement.predicate_type, statement.predicate)
+    except StellaError as exc:
+        return AttestationResult(
+            predicate_type=predicate_type,
+            verified=False,
+            source=candidate.source,
+            digest=image_digest,
+            signers=(),
+            tlog=tlog_result,
+            created=candidate.created,
+            created_signed=False,
+            annotations=dict(candidate.annotations),
+            errors=(ErrorItem.from_error(exc),),
+            envelope_digest=envelope_digest,
+        )
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+        _log.exception("unexpected error verifying %s", candidate.location or envelope_digest)
+        return AttestationResult(
+            predicate_type=predicate_type,
+            verified=False,
+            source=candidate.source,
+            digest=image_digest,
+            created=candidate.created,
+            annotations=dict(candidate.annotations),
+            errors=(ErrorItem("SIGNATURE_INVALID", f"verification failed unexpectedly: {type(exc).__name__}: {exc}", "report this as a bug"),),
+            envelope_digest=envelope_digest,
+        )
+    created, created_signed = candidate.created, False
+    scanned = statement.predicate.get("scannedAt") if isinstance(statement.predicate, dict) else None
+    if isinstance(scanned, str) and scanned:
+        created, created_signed = scanned, True
+    elif tlog_result.verified and tlog_result.integrated_time:
+        created, created_signed = _iso(tlog_result.integrated_time), True
+    return AttestationResult(
+        predicate_type=statement.predicate_type,
+        verified=True,
+        source=candidate.source,
+        digest=image_digest,
+        signers=signers,
+        tlog=tlog_result,
+        created=created,
+        created_signed=created_signed,
+        annotations=dict(candidate.annotations),
+        predicate=statement.predicate,
+        predicate_summary=summary,
+        errors=(),
+        envelope_digest=envelope_digest,
+    )

@@ -1,0 +1,356 @@
+"""Sigstore trust material: a ``trusted_root.json`` (or a private instance's PEM files) turned into
+the CA certificates and log keys the verifiers use (pure, no I/O).
+
+The document format is sigstore's protobuf-specs ``TrustedRoot`` in protojson
+(``application/vnd.dev.sigstore.trustedroot+json;version=0.1``): ``certificateAuthorities``
+(Fulcio chains with ``validFor``), ``tlogs`` (Rekor keys), ``ctlogs`` (CT log keys) and
+``timestampAuthorities``. Log IDs are sha256 of the key's SPKI DER, as Rekor and CT logs define
+them; a ``logId`` in the document that disagrees with its key is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import ConfigError, KeyLoadError
+from ..trust import SigstoreRoots
+from . import keys
+
+MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+MAX_DOCUMENT = 8 << 20
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, when: datetime) -> bool:
+        if self.start is not None and when < self.start:
+            return False
+        if self.end is not None and when > self.end:
+            return False
+        return True
+
+    def to_json(self) -> dict[str, str]:
+        out = {}
+        if self.start is not None:
+            out["start"] = self.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.end is not None:
+            out["end"] = self.end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return out
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A Fulcio CA: its chain (leaf-most first, root last) and when it may issue."""
+
+    certificates: tuple[x509.Certificate, ...]
+    valid_for: TimeRange = TimeRange()
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """A Rekor or CT log key: ``log_id`` = sha256(SPKI DER)."""
+
+    log_id: bytes
+    public_key: keys.PublicKey
+    valid_for: TimeRange = TimeRange()
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class TrustedRootMaterial:
+    fulcio: tuple[CertificateAuthority, ...] = ()
+    rekor: tuple[LogKey, ...] = ()
+    ctlogs: tuple[LogKey, ...] = ()
+    tsas: tuple[CertificateAuthority, ...] = ()
+    source: str = ""
+    document: bytes = b""  # a trusted_root.json equivalent (for sigstore-python)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rekor_key(self, log_id: bytes) -> LogKey | None:
+        return next((k for k in self.rekor if k.log_id == log_id), None)
+
+    def ctlog_key(self, log_id: bytes) -> LogKey | None:
+        return next((k for k in self.ctlogs if k.log_id == log_id), None)
+
+    def fulcio_cas_at(self, when: datetime) -> list[CertificateAuthority]:
+        return [ca for ca in self.fulcio if ca.valid_for.contains(when)]
+
+
+def _time(value: Any, where: str, source: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {where} must be an RFC 3339 string, got {value!r}")
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where} is not an RFC 3339 time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _range(doc: Any, where: str, source: str) -> TimeRange:
+    if doc is None:
+        return TimeRange()
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: {where} must be an object with start/end")
+    return TimeRange(_time(doc.get("start"), f"{where}.start", source), _time(doc.get("end"), f"{where}.end", source))
+
+
+def _b64(value: Any, where: str, source: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: {where} is missing or not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{source}: {where} is not valid base64") from exc
+
+
+def _log_keys(items: Any, where: str, source: str) -> tuple[LogKey, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigError(f"{source}: {where} must be a list")
+    out = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("publicKey"), dict):
+            raise ConfigError(f"{source}: {at}.publicKey is missing")
+        pk = item["publicKey"]
+        der = _b64(pk.get("rawBytes"), f"{at}.publicKey.rawBytes", source)
+        try:
+            key = serialization.load_der_public_key(der)
+            keys._check_supported(key, what="log key", source=f"{source} {at}")
+        except KeyLoadError as exc:
+            raise ConfigError(exc.detail, hint=exc.hint) from exc
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: {at}.publicKey.rawBytes is not a DER public key: {exc}") from exc
+        log_id = hashlib.sha256(der).digest()
+        declared = (item.get("logId") or {}).get("keyId") if isinstance(item.get("logId"), dict) else None
+        if declared is not None and _b64(declared, f"{at}.logId.keyId", source) != log_id:
+            raise ConfigError(
+                f"{source}: {at}.logId.keyId does not equal sha256 of the log's public key",
+                hint="a log ID is the SHA-256 of the key's SubjectPublicKeyInfo DER",
+            )
+        out.append(LogKey(log_id=log_id, public_key=key, valid_for=_range(pk.get("validFor"), f"{at}.publicKey.validFor", source), base_url=str(item.get("baseUrl", ""))))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _cas(items: Any, where: str, source: str) -> tuple[CertificateAuthority, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigError(f"{source}: {where} must be a list")
+    out = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        chain = item.get("certChain") if isinstance(item, dict) else None
+        certs_doc = chain.get("certificates") if isinstance(chain, dict) else None
+        if not isinstance(certs_doc, list) or not certs_doc:
+            raise ConfigError(f"{source}: {at}.certChain.certificates is missing or empty")
+        certs = []
+        for j, c in enumerate(certs_doc):
+            der = _b64(c.get("rawBytes") if isinstance(c, dict) else None, f"{at}.certChain.certificates[{j}].rawBytes", source)
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {at}.certChain.certificates[{j}] is not a DER certificate: {exc}") from exc
+        out.append(CertificateAuthority(tuple(certs), _range(item.get("validFor"), f"{at}.validFor", source), str(item.get("uri", ""))))
+    return tuple(out)
+
+
+def load_trusted_root(data: bytes, source: str) -> TrustedRootMaterial:
+    """Parse and validate a sigstore ``trusted_root.json``; :class:`ConfigError` names ``source``."""
+    if len(data) > MAX_DOCUMENT:
+        raise ConfigError(f"{source}: trusted root is {len(data)} bytes, more than {MAX_DOCUMENT}")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not a JSON trusted_root document: {exc}", hint="expected a sigstore trusted_root.json") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: a trusted root must be a JSON object")
+    media_type = doc.get("mediaType")
+    if media_type != MEDIA_TYPE:
+        raise ConfigError(
+            f"{source}: mediaType is {media_type!r}, expected {MEDIA_TYPE!r}",
+            hint="bundlePath must be a sigstore trusted_root.json (e.g. from `cosign trusted-root create`)",
+        )
+    material = TrustedRootMaterial(
+        fulcio=_cas(doc.get("certificateAuthorities"), "certificateAuthorities", source),
+        rekor=_log_keys(doc.get("tlogs"), "tlogs", source),
+        ctlogs=_log_keys(doc.get("ctlogs"), "ctlogs", source),
+        tsas=_cas(doc.get("timestampAuthorities"), "timestampAuthorities", source),
+        source=source,
+        document=bytes(data),
+    )
+    if not (material.fulcio or material.rekor):
+        raise ConfigError(f"{source}: the trusted root has neither certificate authorities nor transparency logs")
+    return material
+
+
+def _pem_certs(data: bytes, what: str) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ConfigError(f"{what} holds no PEM certificate: {exc}") from exc
+    return certs
+
+
+def _pem_key(data: bytes, what: str) -> keys.PublicKey:
+    try:
+        return keys.load_public_key(data, source=what)
+    except KeyLoadError as exc:
+        raise ConfigError(exc.detail, hint=exc.hint) from exc
+
+
+def _order_chain(certs: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Leaf-most first, self-signed root last (as trusted_root.json orders a chain)."""
+    return sorted(certs, key=lambda c: c.issuer == c.subject)
+
+
+def build_trusted_root(
+    fulcio_pem: bytes = b"",
+    rekor_pem: bytes = b"",
+    ctlog_pem: bytes = b"",
+    *,
+    fulcio_url: str = "",
+    rekor_url: str = "",
+    ctlog_url: str = "",
+) -> bytes:
+    """A ``trusted_root.json`` for a private instance given as PEM files (no validity limits)."""
+
+    def log(pem: bytes, url: str, what: str) -> dict[str, Any]:
+        key = _pem_key(pem, what)
+        der = keys.public_key_der(key)
+        return {
+            "baseUrl": url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": base64.b64encode(der).decode(), "validFor": {"start": "1970-01-01T00:00:00Z"}},
+            "logId": {"keyId": base64.b64encode(hashlib.sha256(der).digest()).decode()},
+        }
+
+    doc: dict[str, Any] = {"mediaType": MEDIA_TYPE, "tlogs": [], "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []}
+    if fulcio_pem:
+        chain = _order_chain(_pem_certs(fulcio_pem, "trustedRootPem"))
+        doc["certificateAuthorities"].append(
+            {
+                "subject": {},
+                "uri": fulcio_url,
+                "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in chain]},
+                "validFor": {"start": "1970-01-01T00:00:00Z"},
+            }
+        )
+    if rekor_pem:
+        doc["tlogs"].append(log(rekor_pem, rekor_url, "rekorPublicKey"))
+    if ctlog_pem:
+        doc["ctlogs"].append(log(ctlog_pem, ctlog_url, "ctlogPublicKey"))
+    return json.dumps(doc, indent=2).encode()
+
+
+_CACHE: dict[str, TrustedRootMaterial] = {}
+_LOCK = threading.Lock()
+
+
+def from_roots(roots: SigstoreRoots) -> TrustedRootMaterial:
+    """The material for a configured :class:`SigstoreRoots` (cached by content).
+
+    A ``trusted_root.json`` and private-instance PEM files are merged; public-good Sigstore is
+    fetched through sigstore-python's TUF client only when nothing local is configured."""
+    ident = hashlib.sha256(
+        b"\0".join(
+            [roots.trusted_root_json, roots.fulcio_roots_pem, roots.rekor_public_key_pem, roots.ctlog_public_key_pem, str(roots.public_good).encode()]
+        )
+    ).hexdigest()
+    with _LOCK:
+        cached = _CACHE.get(ident)
+    if cached is not None:
+        return cached
+    parts: list[TrustedRootMaterial] = []
+    if roots.trusted_root_json:
+        parts.append(load_trusted_root(roots.trusted_root_json, roots.trusted_root_source or "bundlePath"))
+    if roots.fulcio_roots_pem or roots.rekor_public_key_pem or roots.ctlog_public_key_pem:
+        doc = build_trusted_root(
+            roots.fulcio_roots_pem,
+            roots.rekor_public_key_pem,
+            roots.ctlog_public_key_pem,
+            fulcio_url=roots.fulcio_url,
+            rekor_url=roots.rekor_url,
+            ctlog_url=roots.ctlog_url,
+        )
+        parts.append(load_trusted_root(doc, "trustRoots.sigstore"))
+    if not parts and roots.public_good:  # pragma: no cover - needs the internet
+        parts.append(_public_good(offline=roots.offline))
+    material = merge(parts)
+    with _LOCK:
+        _CACHE[ident] = material
+    return material
+
+
+def merge(parts: list[TrustedRootMaterial]) -> TrustedRootMaterial:
+    if len(parts) == 1:
+        return parts[0]
+    fulcio = tuple(ca for p in parts for ca in p.fulcio)
+    rekor = tuple(k for p in parts for k in p.rekor)
+    ctlogs = tuple(k for p in parts for k in p.ctlogs)
+    tsas = tuple(ca for p in parts for ca in p.tsas)
+    doc = to_document(fulcio, rekor, ctlogs)
+    return TrustedRootMaterial(fulcio, rekor, ctlogs, tsas, source=" + ".join(p.source for p in parts), document=doc)
+
+
+def to_document(
+    fulcio: tuple[CertificateAuthority, ...], rekor: tuple[LogKey, ...], ctlogs: tuple[LogKey, ...]
+) -> bytes:
+    def log(k: LogKey) -> dict[str, Any]:
+        der = keys.public_key_der(k.public_key)
+        return {
+            "baseUrl": k.base_url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": base64.b64encode(der).decode(), "validFor": k.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"}},
+            "logId": {"keyId": base64.b64encode(k.log_id).decode()},
+        }
+
+    doc = {
+        "mediaType": MEDIA_TYPE,
+        "tlogs": [log(k) for k in rekor],
+        "certificateAuthorities": [
+            {
+                "subject": {},
+                "uri": ca.uri,
+                "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in ca.certificates]},
+                "validFor": ca.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"},
+            }
+            for ca in fulcio
+        ],
+        "ctlogs": [log(k) for k in ctlogs],
+        "timestampAuthorities": [],
+    }
+    return json.dumps(doc).encode()
+
+
+def _public_good(*, offline: bool) -> TrustedRootMaterial:  # pragma: no cover - needs the internet
+    from sigstore.models import ClientTrustConfig
+
+    try:
+        config = ClientTrustConfig.production(offline=offline)
+        raw = config.trusted_root._inner.to_json()
+    except Exception as exc:  # noqa: BLE001 - sigstore/TUF raise many types
+        raise ConfigError(f"public-good Sigstore trust root could not be fetched through TUF: {exc}") from exc
+    return load_trusted_root(raw.encode() if isinstance(raw, str) else raw, "public-good Sigstore (TUF)")
