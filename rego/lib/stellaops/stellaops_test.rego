@@ -1,0 +1,376 @@
+# Tests of the transport-neutral core. The transport is replaced by the provider stub
+# (rego/testdata/stub), fed with recorded verdicts, so these run with either transport loaded.
+package lib.stellaops_test
+
+import data.lib.stellaops
+import data.stub
+
+# ---- choosing attestations -------------------------------------------------------------------
+
+test_success_get_attestation_picks_newest_verified if {
+	att := stellaops.get_attestation(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	att.verified == true
+	att.created == "2026-11-24T10:00:00Z"
+	att.predicateSummary.scanId == "scan-2026-11-24"
+}
+
+test_success_get_attestations_orders_verified_then_newest_signed if {
+	atts := stellaops.get_attestations(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	[a.created | some a in atts] == ["2026-11-24T10:00:00Z", "2026-11-01T10:00:00Z", "2026-11-25T00:00:00Z"]
+	[a.verified | some a in atts] == [true, true, false]
+}
+
+test_success_unsigned_time_never_ranks_newer if {
+	att := stellaops.get_attestation(stub.stale, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	att.created == "2026-09-01T10:00:00Z"
+}
+
+test_success_cosign_alias_resolves if {
+	att := stellaops.get_attestation(stub.release, "slsaprovenance1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	att.predicateType == "https://slsa.dev/provenance/v1"
+	v02 := stellaops.get_attestation(stub.vulnerable, "slsaprovenance") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	v02.predicateType == "https://slsa.dev/provenance/v0.2"
+	stellaops.resolve_predicate_type("stellaops.io/predicates/sbom@v1") == "stellaops.io/predicates/sbom@v1"
+}
+
+test_fail_get_attestation_undefined_without_attestation if {
+	not stellaops.get_attestation(stub.unsigned, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+}
+
+test_fail_get_attestation_undefined_on_provider_error if {
+	not stellaops.get_attestation(stub.invalid_reference, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	not stellaops.get_attestation(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.send_failure
+	not stellaops.get_attestation(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.system_error
+}
+
+test_success_attestations_in_skips_non_objects if {
+	stellaops.attestations_in({"attestations": ["x", {"predicateType": "t", "verified": true}]}, "t") == [{"predicateType": "t", "verified": true}]
+}
+
+test_success_unparsable_signed_time_ranks_oldest if {
+	atts := stellaops.attestations_in(
+		{"attestations": [
+			{"predicateType": "t", "verified": true, "created": "yesterday", "createdSigned": true, "n": 1},
+			{"predicateType": "t", "verified": true, "created": "2026-01-01T00:00:00Z", "createdSigned": true, "n": 2},
+		]},
+		"t",
+	)
+	[a.n | some a in atts] == [2, 1]
+}
+
+# ---- verify_attestation ------------------------------------------------------------------------
+
+_att(over) := object.union(object.remove(_base, object.keys(over)), over)
+
+_base := {
+	"predicateType": "t",
+	"verified": true,
+	"signers": [{"kind": "key", "authority": "release-key", "keyId": "sha256:aa"}],
+	"tlog": {"verified": true, "logIndex": 1, "integratedTime": 1},
+	"created": "2026-11-24T10:00:00Z",
+	"createdSigned": true,
+	"errors": [],
+}
+
+_keyless := {"kind": "keyless", "authority": "ci", "issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"}
+
+test_success_verify_attestation_accepts_logged_verified if {
+	stellaops.verify_attestation(_att({}))
+}
+
+test_success_verify_attestation_on_recorded_release if {
+	att := stellaops.get_attestation(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	stellaops.verify_attestation(att)
+}
+
+test_fail_verify_attestation_refuses_unverified if {
+	not stellaops.verify_attestation(_att({"verified": false}))
+	not stellaops.verify_attestation(_att({"verified": "true"}))
+}
+
+test_fail_verify_attestation_refuses_no_signer if {
+	not stellaops.verify_attestation(_att({"signers": []}))
+	not stellaops.verify_attestation(_att({"signers": null}))
+}
+
+test_fail_verify_attestation_refuses_unlogged if {
+	not stellaops.verify_attestation(_att({"tlog": {"verified": false}}))
+	not stellaops.verify_attestation(_att({"tlog": {}}))
+}
+
+test_success_verify_attestation_by_allows_unlogged_when_asked if {
+	stellaops.verify_attestation_by(_att({"tlog": {"verified": false}}), {"requireTlog": false})
+	not stellaops.verify_attestation_by(_att({"tlog": {"verified": false}}), {"requireTlog": "false"})
+}
+
+test_fail_verify_attestation_by_refuses_non_object_requirements if {
+	not stellaops.verify_attestation_by(_att({}), ["release-key"])
+}
+
+test_success_authority_names if {
+	stellaops.verify_attestation_by(_att({}), {"authorities": ["release-key", "other"]})
+}
+
+test_fail_authority_not_listed if {
+	not stellaops.verify_attestation_by(_att({}), {"authorities": ["ci"]})
+}
+
+test_success_key_id if {
+	stellaops.verify_attestation_by(_att({}), {"keyIds": ["sha256:aa"]})
+}
+
+test_fail_key_id_other if {
+	not stellaops.verify_attestation_by(_att({}), {"keyIds": ["sha256:bb"]})
+	not stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"keyIds": ["sha256:aa"]})
+}
+
+test_success_keyless_exact_identity if {
+	stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subject": "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main",
+	}]})
+}
+
+test_success_keyless_regexp_identity if {
+	stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{
+		"issuerRegExp": "https://token\\.actions\\.githubusercontent\\.com",
+		"subjectRegExp": "https://github\\.com/org/.*@refs/heads/main",
+	}]})
+}
+
+test_fail_keyless_regexp_is_whole_value if {
+	evil := object.union(_keyless, {"subject": "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main-evil"})
+	not stellaops.verify_attestation_by(_att({"signers": [evil]}), {"identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subjectRegExp": "https://github\\.com/org/.*@refs/heads/main",
+	}]})
+	prefixed := object.union(_keyless, {"issuer": "https://evil.example/https://token.actions.githubusercontent.com"})
+	not stellaops.verify_attestation_by(_att({"signers": [prefixed]}), {"identities": [{
+		"issuerRegExp": "https://token\\.actions\\.githubusercontent\\.com",
+		"subjectRegExp": ".*",
+	}]})
+}
+
+test_fail_keyless_identity_needs_issuer_and_subject if {
+	not stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{"subjectRegExp": ".*"}]})
+	not stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{"issuer": "https://token.actions.githubusercontent.com"}]})
+}
+
+test_fail_keyless_exact_and_regexp_must_both_hold if {
+	not stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{
+		"issuer": "https://accounts.google.com",
+		"issuerRegExp": ".*",
+		"subjectRegExp": ".*",
+	}]})
+}
+
+test_fail_keyless_invalid_regexp_matches_nothing if {
+	not stellaops.verify_attestation_by(_att({"signers": [_keyless]}), {"identities": [{"issuerRegExp": "(", "subjectRegExp": ".*"}]})
+}
+
+test_fail_keyless_identity_on_key_signer if {
+	not stellaops.verify_attestation_by(_att({}), {"identities": [{"issuerRegExp": ".*", "subjectRegExp": ".*"}]})
+}
+
+test_success_one_signer_of_many if {
+	stellaops.verify_attestation_by(_att({"signers": [{"kind": "key", "authority": "x", "keyId": "sha256:zz"}, _keyless]}), {"authorities": ["ci"]})
+}
+
+test_fail_authority_and_identity_must_be_the_same_signer if {
+	not stellaops.verify_attestation_by(
+		_att({"signers": [{"kind": "key", "authority": "ci", "keyId": "sha256:zz"}, object.union(_keyless, {"authority": "other"})]}),
+		{"authorities": ["ci"], "identities": [{"issuerRegExp": ".*", "subjectRegExp": ".*"}]},
+	)
+}
+
+test_success_accepted_attestation_skips_unaccepted if {
+	verdict := {"attestations": [
+		_att({"created": "2026-11-25T00:00:00Z", "signers": [_keyless]}),
+		_att({"created": "2026-11-01T00:00:00Z"}),
+	]}
+	stellaops.accepted_attestation(verdict, "t", {"authorities": ["release-key"]}).created == "2026-11-01T00:00:00Z"
+	count(stellaops.accepted_attestations(verdict, "t", {})) == 2
+}
+
+# ---- fail closed ------------------------------------------------------------------------------
+
+test_success_no_provider_errors_for_good_answers if {
+	errors := stellaops.provider_errors([stub.release, stub.unsigned]) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	errors == {}
+	count(stellaops.verdicts([stub.release, stub.unsigned])) == 2 with data.lib.stellaops.transport.verdicts as stub.verdicts
+}
+
+test_success_cached_answers_status_zero_are_fine if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _cached
+	errors == {}
+}
+
+_cached(images) := stub.cached({"keys": images})
+
+test_fail_per_key_error if {
+	errors := stellaops.provider_errors([stub.release, stub.invalid_reference]) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	object.keys(errors) == {stub.invalid_reference}
+	contains(errors[stub.invalid_reference], "refused image <registry.example.com/app@sha256:nothex>: INVALID_REFERENCE")
+	object.keys(stellaops.verdicts([stub.release, stub.invalid_reference])) == {stub.release} with data.lib.stellaops.transport.verdicts as stub.verdicts
+}
+
+test_fail_missing_key_with_system_error if {
+	errors := stellaops.provider_errors([stub.release, stub.unreachable]) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	msg := errors[stub.unreachable]
+	contains(msg, "could not verify image <registry.example.com/app:unreachable> now")
+	contains(msg, "REGISTRY_UNREACHABLE")
+	contains(msg, "the next admission retries")
+}
+
+test_fail_system_error_denies_every_image if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _system_error
+	contains(errors[stub.release], "DEADLINE_EXCEEDED")
+}
+
+_system_error(images) := stub.system_error({"keys": images})
+
+test_fail_null_fields if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as stub.send_failure
+	contains(errors[stub.release], "context deadline exceeded")
+	contains(errors[stub.release], "status 500")
+}
+
+test_fail_null_fields_without_system_error if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as stub.absent
+	contains(errors[stub.release], "returned no responses for image <registry.example.com/app:v1.0.0>")
+}
+
+test_fail_empty_response if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as stub.empty
+	contains(errors[stub.release], "returned no verdict for image <registry.example.com/app:v1.0.0>")
+}
+
+test_fail_conflicting_verdicts if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _conflicting
+	contains(errors[stub.release], "2 different verdicts")
+}
+
+_conflicting(images) := stub.conflicting({"keys": images})
+
+test_fail_malformed_verdict if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _malformed
+	contains(errors[stub.release], "malformed verdict")
+}
+
+_malformed(images) := stub.malformed({"keys": images})
+
+test_fail_future_schema if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _future
+	contains(errors[stub.release], "schemaVersion 2")
+}
+
+_future(images) := stub.future_schema({"keys": images})
+
+test_fail_transport_answer_not_an_object if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as stub.not_an_object
+	contains(errors[stub.release], "status none")
+}
+
+test_success_keys_sorted_unique_strings if {
+	stellaops.keys({"b", "a"}) == ["a", "b"]
+	stellaops.keys(["b", "a", "b", 3]) == ["a", "b"]
+}
+
+# ---- messages ---------------------------------------------------------------------------------
+
+test_success_why_not_accepted_none_attached if {
+	verdict := stellaops.verdict(stub.unsigned) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	msg := stellaops.why_not_accepted(verdict, "stellaops.io/predicates/scan-result@v1", {})
+	contains(msg, "no attestation of type <stellaops.io/predicates/scan-result@v1> is attached (provider: NO_ATTESTATION:")
+}
+
+test_success_why_not_accepted_none_verified if {
+	verdict := stellaops.verdict(stub.tampered) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	msg := stellaops.why_not_accepted(verdict, "stellaops.io/predicates/scan-result@v1", {})
+	contains(msg, "1 attestation(s) of type <stellaops.io/predicates/scan-result@v1> found, none verified by the provider (SIGNATURE_INVALID:")
+	msg2 := stellaops.why_not_accepted({"attestations": [_att({"verified": false, "errors": null})]}, "t", {})
+	contains(msg2, "no reason given")
+}
+
+test_success_why_not_accepted_unlogged if {
+	msg := stellaops.why_not_accepted({"attestations": [_att({"tlog": {"verified": false}})]}, "t", {})
+	contains(msg, "no verified transparency-log entry")
+}
+
+test_success_why_not_accepted_wrong_signer if {
+	msg := stellaops.why_not_accepted({"attestations": [_att({}), _att({"signers": [_keyless]})]}, "t", {"authorities": ["vendor"], "requireTlog": true})
+	contains(msg, "authority <release-key> (key sha256:aa)")
+	contains(msg, "authority <ci> (keyless https://github.com/org/app/.github/workflows/release.yml@refs/heads/main from https://token.actions.githubusercontent.com)")
+	contains(msg, "the constraint accepts only {\"authorities\": [\"vendor\"]}")
+}
+
+# ---- Kubernetes objects -----------------------------------------------------------------------
+
+_spec := {
+	"initContainers": [{"name": "init", "image": "img/init"}],
+	"containers": [{"name": "app", "image": "img/app"}, {"name": "noimage"}],
+	"ephemeralContainers": [{"name": "debug", "image": "img/debug"}],
+}
+
+_all := {
+	{"kind": "initContainer", "name": "init", "image": "img/init"},
+	{"kind": "container", "name": "app", "image": "img/app"},
+	{"kind": "ephemeralContainer", "name": "debug", "image": "img/debug"},
+}
+
+test_success_containers_of_pod if {
+	stellaops.containers({"kind": "Pod", "spec": _spec}) == _all
+}
+
+test_success_containers_of_workloads if {
+	every kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"] {
+		stellaops.containers({"kind": kind, "spec": {"template": {"spec": _spec}}}) == _all
+	}
+	stellaops.containers({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": _spec}}}}}) == _all
+	stellaops.containers({"kind": "PodTemplate", "template": {"spec": _spec}}) == _all
+}
+
+test_success_no_containers_for_other_kinds if {
+	stellaops.containers({"kind": "ConfigMap", "data": {}}) == set()
+}
+
+test_success_exempt_images if {
+	stellaops.exempt("registry.k8s.io/pause:3.9", ["registry.k8s.io/*"])
+	stellaops.exempt("img/app", ["img/app"])
+	not stellaops.exempt("img/app2", ["img/app"])
+	not stellaops.exempt("evil.io/registry.k8s.io/x", ["registry.k8s.io/*"])
+}
+
+# ---- scan and VEX helpers ---------------------------------------------------------------------
+
+test_success_scan_counts_subtracts_excluded if {
+	summary := {
+		"counts": {"critical": 1, "high": 1, "medium": 0, "low": 0, "unknown": 0},
+		"findings": [{"id": "CVE-1", "severity": "critical"}, {"id": "CVE-2", "severity": "high"}, {"id": "CVE-3", "severity": "weird"}],
+	}
+	counts := stellaops.scan_counts(summary, {"CVE-1"})
+	counts == {"critical": 0, "high": 1, "medium": 0, "low": 0, "unknown": 1}
+}
+
+test_success_scan_counts_short_findings_never_lower_a_count if {
+	counts := stellaops.scan_counts({"counts": {"critical": 5, "high": "x"}, "findings": [{"id": "CVE-1", "severity": "critical"}]}, {"CVE-1"})
+	counts.critical == 4
+	counts.high == 0
+}
+
+test_success_scan_excess if {
+	stellaops.scan_excess({"critical": 2, "high": 1, "medium": 9, "low": 0, "unknown": 0}, {"critical": 0, "high": 1, "medium": -1}) == ["critical 2 (max 0)"]
+}
+
+test_success_vex_newest_statement_decides if {
+	verdict := stellaops.verdict(stub.vulnerable) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	vex := stellaops.accepted_attestations(verdict, "stellaops.io/predicates/vex@v1", {"authorities": ["release-key"]})
+	stellaops.vex_cleared(vex) == {"CVE-2026-2001", "CVE-2026-2003"}
+	all_signers := stellaops.accepted_attestations(verdict, "stellaops.io/predicates/vex@v1", {})
+	stellaops.vex_cleared(all_signers) == {"CVE-2026-2001", "CVE-2026-2003", "CVE-2026-2004"}
+}
+
+test_success_age_hours_only_for_signed_times if {
+	stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": true}, time.parse_rfc3339_ns("2026-11-25T10:00:00Z")) == 24
+	not stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": false}, 0)
+}
