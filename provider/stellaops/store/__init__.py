@@ -164,6 +164,16 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def check_tenant(tenant: str) -> None:
+    """Refuse a tenant name the store would not accept (``REQUEST_INVALID``)."""
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise StoreError(
+            f"tenant {tenant!r} is not a valid tenant name",
+            reason="REQUEST_INVALID",
+            hint="use letters, digits and . _ : @ / - (at most 128 characters, starting with a letter or digit)",
+        )
+
+
 def check_put(
     tenant: str,
     data: bytes,
@@ -179,8 +189,7 @@ def check_put(
     def bad(detail: str) -> StoreError:
         return StoreError(detail, reason="REQUEST_INVALID", hint="this is a caller bug; report it")
 
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise bad(f"tenant {tenant!r} is not a valid tenant name (letters, digits, . _ : @ / -, at most 128)")
+    check_tenant(tenant)
     if not isinstance(data, (bytes, bytearray)) or not data:
         raise bad("attestation data must be non-empty bytes")
     if len(data) > MAX_DATA_BYTES:
