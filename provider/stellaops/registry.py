@@ -1104,3 +1104,11 @@ def _parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RegistryError(f"{what} is not a JSON object", reason="REGISTRY_ERROR")
     return doc
+
+
+def load_docker_config(path: str) -> CredentialSource:
+    """Credentials from a Docker ``config.json`` or a mounted Kubernetes docker config
+    (file or directory); see :class:`stellaops.registry_auth.DockerConfig`."""
+    from .registry_auth import DockerConfig
+
+    return DockerConfig(path)

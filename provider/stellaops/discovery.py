@@ -1,0 +1,326 @@
+"""Find every attestation attached to an image, from every source, as untrusted candidates.
+
+Sources, for the image digest and — when it is an index — for each platform manifest in it
+(``Candidate.attached_to`` says which digest each was found on):
+
+1. **Referrers** (OCI 1.1 ``/v2/<name>/referrers/<digest>``, paged via ``Link``), or when the
+   registry has no such API, the ``sha256-<hex>`` referrers-tag index. A server-side
+   ``artifactType`` filter is never relied on (registries ignore it without saying so); each
+   referrer is classified by its descriptor:
+   - ``application/vnd.dev.sigstore.bundle*`` → a sigstore bundle referrer (``source=bundle``,
+     ``kind=bundle``, ``data`` = the bundle layer bytes); cosign's rule applies: exactly one
+     bundle layer;
+   - ``application/vnd.dsse.envelope.v1+json`` → a plain DSSE referrer (``source=referrers``, or
+     ``referrers-tag`` when listed by the fallback tag), one candidate per DSSE layer;
+   - empty, ``application/vnd.oci.empty.v1+json`` or an image config type (registries such as
+     go-containerregistry's report the *config* media type) → ambiguous: the manifest is fetched
+     and classified by its own ``artifactType``, config ``artifactType`` and layers;
+   - anything else (SBOMs, signatures, unrelated artifacts) is skipped **without any fetch**,
+     so hundreds of unrelated referrers cost one listing.
+   A referrer bundle whose predicate-type annotation is cosign's *signature* type
+   (``https://sigstore.dev/cosign/sign/v1``) is skipped: it signs the image, it attests nothing.
+2. **cosign's legacy tag** ``sha256-<hex>.att``: one candidate per DSSE layer, the layer bytes
+   kept verbatim, ``dev.sigstore.cosign/*`` annotations carried in ``Candidate.cosign``.
+3. **The imported-attestation store**: ``store.find_by_digest(digest)``.
+
+Duplicates: one candidate per (source, location). The same envelope found in several places
+(a bundle referrer *and* an ``.att`` layer, as ``stella attest attach`` writes by default) is
+kept once per place; verification deduplicates by envelope digest.
+
+Failures: a listing that cannot be read fails the whole discovery (definitive errors are
+per-key verdict errors; transient ones propagate as such). A single referrer or layer that
+cannot be fetched or is malformed is skipped and recorded in :attr:`Discovery.problems`:
+skipping can only hide an attestation, never make one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .candidate import (
+    KIND_BUNDLE,
+    KIND_DSSE,
+    SOURCE_BUNDLE,
+    SOURCE_COSIGN_TAG,
+    SOURCE_REFERRERS,
+    SOURCE_REFERRERS_TAG,
+    Candidate,
+    CosignLayerAnnotations,
+)
+from .errors import RegistryError, StellaError
+from .reference import Reference, cosign_attestation_tag
+from .registry import OCI_CONFIG, OCI_EMPTY, Descriptor, Manifest, RegistryClient
+
+log = logging.getLogger(__name__)
+
+BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+AMBIGUOUS_ARTIFACT_TYPES = frozenset(
+    {"", OCI_EMPTY, OCI_CONFIG, "application/vnd.docker.container.image.v1+json", "application/vnd.unknown.config.v1+json"}
+)
+ANN_CREATED = "org.opencontainers.image.created"
+ANN_BUNDLE_PREDICATE = "dev.sigstore.bundle.predicateType"
+
+
+class CandidateStore(Protocol):
+    def find_by_digest(self, digest: str) -> list[Candidate]:  # pragma: no cover - protocol
+        ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something found but not usable (skipped, never trusted)."""
+
+    attached_to: str
+    location: str
+    reason: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"attachedTo": self.attached_to, "location": self.location, "reason": self.reason, "message": self.message}
+
+
+@dataclass
+class Discovery:
+    """The result of one discovery run."""
+
+    image_digest: str
+    targets: list[str] = field(default_factory=list)  # image digest, then platform digests
+    candidates: list[Candidate] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    referrer_sources: dict[str, str] = field(default_factory=dict)  # target -> "api" | "tag"
+    skipped_unrelated: int = 0
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, cand: Candidate) -> None:
+        key = (cand.source, cand.location)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.candidates.append(cand)
+
+
+def classify(artifact_type: str) -> str:
+    """``bundle``, ``dsse``, ``ambiguous`` or ``unrelated`` for a referrer artifactType."""
+    if artifact_type.startswith(BUNDLE_PREFIX):
+        return "bundle"
+    if artifact_type == DSSE_MEDIA_TYPE:
+        return "dsse"
+    if artifact_type in AMBIGUOUS_ARTIFACT_TYPES:
+        return "ambiguous"
+    return "unrelated"
+
+
+def _manifest_kind(m: Manifest) -> str:
+    """Classify a fetched referrer manifest by its own fields."""
+    for at in (m.doc.get("artifactType"), (m.doc.get("config") or {}).get("artifactType")):
+        if isinstance(at, str) and at:
+            kind = classify(at)
+            if kind in ("bundle", "dsse"):
+                return kind
+            if kind == "unrelated":
+                return kind
+    layers = m.layers
+    if layers and all(d.media_type.startswith(BUNDLE_PREFIX) for d in layers):
+        return "bundle"
+    if layers and any(d.media_type == DSSE_MEDIA_TYPE for d in layers):
+        return "dsse"
+    return "unrelated"
+
+
+def _cosign_annotations(ann: dict[str, str]) -> CosignLayerAnnotations:
+    return CosignLayerAnnotations(
+        certificate=ann.get("dev.sigstore.cosign/certificate", ""),
+        chain=ann.get("dev.sigstore.cosign/chain", ""),
+        rekor_bundle=ann.get("dev.sigstore.cosign/bundle", ""),
+        rfc3161_timestamp=ann.get("dev.sigstore.cosign/rfc3161timestamp", ""),
+    )
+
+
+def _platform_targets(client: RegistryClient, ref: Reference, digest: str) -> list[str]:
+    m = client.get_manifest(ref.registry, ref.repository, digest)
+    if not m.is_index:
+        return []
+    out: list[str] = []
+    for d in m.manifests:
+        plat = d.platform or {}
+        if plat.get("os") == "unknown" or d.annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+            continue  # BuildKit's attestation manifests are not platform images
+        if d.media_type.endswith("index.v1+json") or d.media_type.endswith("manifest.list.v2+json"):
+            continue  # nested indexes: not followed (bounded work)
+        out.append(d.digest)
+        if len(out) >= client.limits.platform_manifests:
+            break
+    return out
+
+
+class _Walker:
+    def __init__(self, client: RegistryClient, ref: Reference, result: Discovery, *, signatures: bool = False) -> None:
+        self.client = client
+        self.ref = ref
+        self.result = result
+        self.signatures = signatures  # keep cosign v3 *signature* bundles (download does, as cosign)
+
+    def _is_signature(self, annotations: dict[str, str]) -> bool:
+        return not self.signatures and annotations.get(ANN_BUNDLE_PREDICATE) == COSIGN_SIGN_PREDICATE
+
+    def problem(self, target: str, location: str, err: StellaError) -> None:
+        if err.transient:
+            raise err
+        self.result.problems.append(Problem(target, location, err.reason, err.detail))
+        log.info("discovery skipped %s: %s", location, err)
+
+    def referrers(self, target: str) -> None:
+        c, ref = self.client, self.ref
+        listing = c.list_referrers(ref.registry, ref.repository, target)
+        self.result.referrer_sources[target] = listing.source
+        for desc in listing:
+            kind = classify(desc.artifact_type)
+            if kind == "unrelated":
+                self.result.skipped_unrelated += 1
+                continue
+            if self._is_signature(desc.annotations):
+                self.result.skipped_unrelated += 1
+                continue
+            location = f"{ref.name}@{desc.digest}"
+            try:
+                m = c.get_manifest(ref.registry, ref.repository, desc.digest)
+                if m.is_index:
+                    raise RegistryError(f"referrer {desc.digest} is an index, not an artifact manifest")
+                subject = m.subject
+                if listing.source == "tag" and (subject is None or subject.digest != target):
+                    raise RegistryError(
+                        f"referrer {desc.digest} listed by the fallback tag has subject "
+                        f"{subject.digest if subject else 'none'}, expected {target}"
+                    )
+                if kind == "ambiguous" or kind != _manifest_kind(m):
+                    kind = _manifest_kind(m)
+                if kind == "unrelated":
+                    self.result.skipped_unrelated += 1
+                    continue
+                if self._is_signature(m.annotations):
+                    self.result.skipped_unrelated += 1
+                    continue
+                if kind == "bundle":
+                    self._bundle(target, m, location)
+                else:
+                    self._dsse_referrer(target, m, location, listing.source)
+            except StellaError as err:
+                self.problem(target, location, err)
+
+    def _blob(self, desc: Descriptor) -> bytes:
+        limit = self.client.limits.blob_bytes
+        if desc.size > limit:
+            raise RegistryError(
+                f"layer {desc.digest} is {desc.size} bytes, more than the limit of {limit}", reason="LIMIT_EXCEEDED"
+            )
+        return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
+
+    def _bundle(self, target: str, m: Manifest, location: str) -> None:
+        layers = [d for d in m.layers if d.media_type.startswith(BUNDLE_PREFIX)]
+        if len(layers) != 1:
+            raise RegistryError(
+                f"bundle referrer {m.digest} has {len(layers)} sigstore bundle layers; exactly one is expected"
+            )
+        data = self._blob(layers[0])
+        ann = m.annotations
+        self.result.add(
+            Candidate(
+                kind=KIND_BUNDLE, data=data, source=SOURCE_BUNDLE, attached_to=target, location=location,
+                annotations=ann, artifact_type=m.artifact_type, created=ann.get(ANN_CREATED, ""),
+            )
+        )
+
+    def _dsse_referrer(self, target: str, m: Manifest, location: str, listing_source: str) -> None:
+        layers = [d for d in m.layers if d.media_type == DSSE_MEDIA_TYPE]
+        if not layers:
+            raise RegistryError(f"DSSE referrer {m.digest} has no {DSSE_MEDIA_TYPE} layer")
+        source = SOURCE_REFERRERS if listing_source == "api" else SOURCE_REFERRERS_TAG
+        ann = m.annotations
+        for d in layers:
+            loc = location if len(layers) == 1 else f"{location}#{d.digest}"
+            try:
+                data = self._blob(d)
+            except StellaError as err:
+                self.problem(target, loc, err)
+                continue
+            self.result.add(
+                Candidate(
+                    kind=KIND_DSSE, data=data, source=source, attached_to=target, location=loc,
+                    annotations={**ann, **d.annotations}, artifact_type=m.artifact_type or DSSE_MEDIA_TYPE,
+                    created=ann.get(ANN_CREATED, d.annotations.get(ANN_CREATED, "")),
+                )
+            )
+
+    def cosign_tag(self, target: str) -> None:
+        c, ref = self.client, self.ref
+        tag = cosign_attestation_tag(target)
+        try:
+            m = c.get_manifest(ref.registry, ref.repository, tag)
+        except RegistryError as err:
+            if err.reason == "MANIFEST_NOT_FOUND":
+                return
+            raise
+        if m.is_index:
+            raise RegistryError(f"{ref.name}:{tag} is an index; cosign's attestation tag holds one image manifest")
+        layers = m.layers
+        if len(layers) > c.limits.referrers:
+            raise RegistryError(
+                f"{ref.name}:{tag} has {len(layers)} layers, more than the limit of {c.limits.referrers}",
+                reason="LIMIT_EXCEEDED",
+            )
+        for d in layers:
+            location = f"{ref.name}:{tag}@{d.digest}"
+            if d.media_type != DSSE_MEDIA_TYPE:
+                self.result.problems.append(
+                    Problem(target, location, "REGISTRY_ERROR", f"layer media type {d.media_type!r} is not {DSSE_MEDIA_TYPE}")
+                )
+                continue
+            try:
+                data = self._blob(d)
+            except StellaError as err:
+                self.problem(target, location, err)
+                continue
+            self.result.add(
+                Candidate(
+                    kind=KIND_DSSE, data=data, source=SOURCE_COSIGN_TAG, attached_to=target, location=location,
+                    annotations=dict(d.annotations), cosign=_cosign_annotations(d.annotations),
+                    artifact_type=DSSE_MEDIA_TYPE, created=d.annotations.get(ANN_CREATED, ""),
+                )
+            )
+
+
+def discover_all(
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    *,
+    store: Any = None,
+    platforms: bool = True,
+    signature_bundles: bool = False,
+) -> Discovery:
+    """Run discovery and return candidates with everything learned on the way.
+
+    ``platforms=False`` looks at ``digest`` only (as ``cosign download`` does);
+    ``signature_bundles=True`` keeps cosign v3 signature bundles (predicate type
+    ``https://sigstore.dev/cosign/sign/v1``), which attestation discovery skips.
+    """
+    result = Discovery(image_digest=digest)
+    result.targets = [digest, *(_platform_targets(client, ref, digest) if platforms else [])]
+    walker = _Walker(client, ref, result, signatures=signature_bundles)
+    for target in result.targets:
+        walker.referrers(target)
+        walker.cosign_tag(target)
+    if store is not None:
+        for target in result.targets:
+            for cand in store.find_by_digest(target):
+                result.add(cand)
+    return result
+
+
+def discover(client: RegistryClient, ref: Reference, digest: str, *, store: CandidateStore | None = None) -> list[Candidate]:
+    """Every attestation candidate for the image ``digest`` in ``ref``'s repository."""
+    return discover_all(client, ref, digest, store=store).candidates
