@@ -38,3 +38,29 @@ _exempt_match(image, pattern) if {
 	endswith(pattern, "*")
 	startswith(image, trim_suffix(pattern, "*"))
 }
+
+# checked_containers(resource, parameters): the containers a constraint checks, those whose image
+# matches parameters.exemptImages left out.
+checked_containers(resource, parameters) := {c |
+	some c in containers(resource)
+	not exempt(c.image, object.get(parameters, "exemptImages", []))
+}
+
+# describe(container): how messages name a container, e.g. `container <app> image <reg/app:v1>`.
+describe(container) := sprintf("%s <%s> image <%s>", [container.kind, container.name, container.image])
+
+# provider_violations(containers): one message per container whose image has no usable verdict
+# (provider_errors). Every policy denies these: this is what makes it fail closed.
+provider_violations(containers) := {sprintf("%s: %s", [describe(c), errors[c.image]]) |
+	errors := provider_errors({c.image | some c in containers})
+	some c in containers
+	errors[c.image]
+}
+
+# requirements(parameters): the signer requirements of a constraint's parameters, for
+# verify_attestation_by: parameters.signers ({authorities, keyIds, identities}) and
+# parameters.requireTlog (default true).
+requirements(parameters) := object.union(
+	object.get(parameters, "signers", {}),
+	{"requireTlog": object.get(parameters, "requireTlog", true)},
+)

@@ -65,3 +65,39 @@ _vex_statuses(attestations, vulnerability) := {s.status |
 age_hours(attestation, now_ns) := (now_ns - time.parse_rfc3339_ns(attestation.created)) / 3600000000000 if {
 	attestation.createdSigned == true
 }
+
+scan_result_type := "stellaops.io/predicates/scan-result@v1"
+
+# scan_problems(verdict, parameters, now_ns, cleared): why the image's newest accepted
+# scan-result fails a constraint's thresholds; empty when it passes. parameters: maxCounts
+# {severity: n}, maxAgeHours (0 or absent: no limit), ignore [vulnerability id], signers,
+# requireTlog. cleared: vulnerability ids cleared otherwise (by VEX), left out of the counts.
+scan_problems(verdict, parameters, now_ns, cleared) := {why_not_accepted(verdict, scan_result_type, requirements(parameters))} if {
+	not accepted_attestation(verdict, scan_result_type, requirements(parameters))
+} else := _threshold_problems(scan, parameters, cleared) | _age_problems(scan, parameters, now_ns) if {
+	scan := accepted_attestation(verdict, scan_result_type, requirements(parameters))
+}
+
+_threshold_problems(scan, parameters, cleared) := {sprintf(
+	"its newest scan-result <%s> (%s) finds %s; rebuild with fixed packages, or clear findings with a VEX or the constraint's ignore list",
+	[object.get(scan.predicateSummary, "scanId", "?"), scan.created, concat(", ", excess)],
+) |
+	excluded := cleared | {id | some id in object.get(parameters, "ignore", [])}
+	excess := scan_excess(scan_counts(scan.predicateSummary, excluded), object.get(parameters, "maxCounts", {}))
+	count(excess) > 0
+}
+
+_age_problems(scan, parameters, now_ns) := {sprintf(
+	"its newest scan-result <%s> is %d hours old (max %v); scan the image again and attach the result",
+	[object.get(scan.predicateSummary, "scanId", "?"), floor(age), parameters.maxAgeHours],
+) |
+	parameters.maxAgeHours > 0
+	age := age_hours(scan, now_ns)
+	age > parameters.maxAgeHours
+} | {sprintf(
+	"its newest scan-result <%s> has no signed or logged time, so its age (max %v hours) cannot be checked; attach a scan whose predicate carries scannedAt",
+	[object.get(scan.predicateSummary, "scanId", "?"), parameters.maxAgeHours],
+) |
+	parameters.maxAgeHours > 0
+	not age_hours(scan, now_ns)
+}

@@ -71,7 +71,7 @@ verdicts(images) := _failure(0, "no provider URL is configured: set data.stellao
 # translate(response): an http.send response → external_data's shape.
 translate(response) := _failure(
 	0,
-	sprintf("calling the StellaOps provider at %s failed: %v", [endpoint, object.get(response.error, "message", response.error)]),
+	sprintf("calling the StellaOps provider at %s failed: %s", [endpoint, _error_text(response.error)]),
 ) if {
 	response.error
 } else := _failure(
@@ -91,6 +91,10 @@ translate(response) := _failure(
 	"system_error": _system_error(response),
 	"status_code": response.status_code,
 }
+
+_error_text(error) := error.message if {
+	is_string(error.message)
+} else := sprintf("%v", [error])
 
 _failure(status, message) := {"responses": null, "errors": null, "system_error": message, "status_code": status}
 

@@ -1,0 +1,28 @@
+# For each rule, every image carries an attestation of that type signed by an allowed signer.
+package stellaopsallowedsigners
+
+import data.lib.stellaops
+
+_parameters := object.get(input, "parameters", {})
+
+_containers := stellaops.checked_containers(input.review.object, _parameters)
+
+_verdicts := stellaops.verdicts({c.image | some c in _containers})
+
+# _requirements(rule): the rule's signer fields plus the constraint's requireTlog.
+_requirements(rule) := stellaops.requirements({
+	"signers": object.filter(rule, ["authorities", "keyIds", "identities"]),
+	"requireTlog": object.get(_parameters, "requireTlog", true),
+})
+
+violation contains {"msg": msg} if {
+	some msg in stellaops.provider_violations(_containers)
+}
+
+violation contains {"msg": msg} if {
+	some c in _containers
+	verdict := _verdicts[c.image]
+	some rule in object.get(_parameters, "rules", [])
+	not stellaops.accepted_attestation(verdict, rule.predicateType, _requirements(rule))
+	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, rule.predicateType, _requirements(rule))])
+}

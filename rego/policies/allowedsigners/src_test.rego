@@ -1,0 +1,47 @@
+package stellaopsallowedsigners_test
+
+import data.stellaopsallowedsigners as policy
+import data.stub
+
+_violations(images, params) := msgs if {
+	msgs := stub.messages(policy.violation) with input as stub.review(stub.pod(images), params)
+		with external_data as stub.external_data
+}
+
+_rules := {"rules": [
+	{"predicateType": "stellaops.io/predicates/scan-result@v1", "authorities": ["release-key"]},
+	{"predicateType": "stellaops.io/predicates/sbom@v1", "keyIds": ["sha256:5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"]},
+	{"predicateType": "slsaprovenance1", "identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subjectRegExp": "https://github\\.com/stellaops/app/\\.github/workflows/release\\.yml@refs/heads/main",
+	}]},
+]}
+
+test_success_release_signed_by_allowed_signers if {
+	_violations([stub.release], _rules) == set()
+}
+
+test_violation_when_signer_not_allowed if {
+	params := {"rules": [{"predicateType": "stellaops.io/predicates/scan-result@v1", "authorities": ["vendor-key"]}]}
+	_violations([stub.release], params) == {"container <c0> image <registry.example.com/app:v1.0.0>: the verified attestation(s) of type <stellaops.io/predicates/scan-result@v1> are signed by authority <release-key> (key sha256:5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e); the constraint accepts only {\"authorities\": [\"vendor-key\"]}"}
+}
+
+test_violation_when_keyless_subject_is_only_a_prefix_match if {
+	params := {"rules": [{"predicateType": "slsaprovenance1", "identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subjectRegExp": "https://github\\.com/stellaops/app/\\.github/workflows/release\\.yml@refs/heads/mai",
+	}]}]}
+	count(_violations([stub.release], params)) == 1
+}
+
+test_violation_when_vex_by_vendor_key_only if {
+	params := {"rules": [{"predicateType": "stellaops.io/predicates/vex@v1", "keyIds": ["sha256:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"]}]}
+	_violations([stub.vulnerable], params) == set()
+	count(_violations([stub.release], params)) == 1
+}
+
+test_violation_when_unsigned_or_provider_fails if {
+	count(_violations([stub.unsigned], _rules)) == 3
+	count(stub.messages(policy.violation)) == 1 with input as stub.review(stub.pod([stub.release]), _rules)
+		with external_data as stub.empty
+}

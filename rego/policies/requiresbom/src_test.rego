@@ -1,0 +1,33 @@
+package stellaopsrequiresbom_test
+
+import data.stellaopsrequiresbom as policy
+import data.stub
+
+_violations(images, params) := msgs if {
+	msgs := stub.messages(policy.violation) with input as stub.review(stub.pod(images), params)
+		with external_data as stub.external_data
+}
+
+test_success_release_has_cyclonedx_sbom if {
+	_violations([stub.release], {"formats": ["cyclonedx-json", "spdx-json"], "minComponents": 1}) == set()
+	_violations([stub.release], {}) == set()
+}
+
+test_violation_when_format_not_allowed if {
+	_violations([stub.release], {"formats": ["spdx-json"]}) == {"container <c0> image <registry.example.com/app:v1.0.0>: its newest SBOM (2026-11-24T09:00:00Z) has format <cyclonedx-json>; allowed formats: [\"spdx-json\"]"}
+}
+
+test_violation_when_too_few_components if {
+	_violations([stub.stale], {"minComponents": 1}) == {"container <c0> image <registry.example.com/app:stale>: its newest SBOM (2026-09-01T10:00:00Z) lists 0 components; at least 1 are required"}
+}
+
+test_violation_when_sbom_missing_or_unverified if {
+	msgs := _violations([stub.unsigned, stub.tampered], {})
+	count(msgs) == 2
+	some msg in msgs
+	contains(msg, "none verified by the provider (SUBJECT_MISMATCH")
+}
+
+test_violation_when_provider_fails if {
+	_violations([stub.invalid_reference], {}) == {"container <c0> image <registry.example.com/app@sha256:nothex>: the StellaOps provider refused image <registry.example.com/app@sha256:nothex>: INVALID_REFERENCE: registry.example.com/app@sha256:nothex is not a valid image reference: the digest must be sha256:<64 hex>"}
+}
