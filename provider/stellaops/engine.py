@@ -233,12 +233,22 @@ class Engine:
         return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
 
 
-def make_registry_client(config: Config) -> Any:
+def make_registry_client(config: Config, *, for_cli: bool = False) -> Any:
+    """The registry client for this configuration.
+
+    The provider honours ``registries.allowPrivate`` and uses only the configured docker
+    config. The CLI (``for_cli``), like docker and cosign on a workstation, may reach loopback
+    and private registries (plain HTTP for localhost/127.0.0.0/8) and falls back to
+    ``~/.docker/config.json`` for credentials.
+    """
     from .registry import RegistryClient, RegistryLimits, RegistryPolicy
+    from .registry_auth import DockerConfig
 
     reg = config.registries
     lim = config.limits
-    policy = RegistryPolicy(allow=reg.allow, insecure=reg.insecure, allow_private=reg.allow_private)
+    policy = RegistryPolicy(
+        allow=reg.allow, insecure=reg.insecure, allow_private=True if for_cli else reg.allow_private, plain_http_loopback=True
+    )
     limits = RegistryLimits(
         manifest_bytes=lim.manifest_bytes,
         blob_bytes=lim.blob_bytes,
@@ -247,13 +257,10 @@ def make_registry_client(config: Config) -> Any:
         read_timeout=lim.read_timeout_seconds,
         retries=lim.retries,
     )
-    auth = None
-    if reg.docker_config:
-        from . import registry as regmod
-
-        loader = getattr(regmod, "load_docker_config", None)
-        if loader is not None:
-            auth = loader(reg.docker_config)
+    if reg.docker_config or for_cli:
+        auth: Any = DockerConfig(reg.docker_config or None)
+    else:
+        auth = None
     return RegistryClient(policy=policy, limits=limits, auth=auth)
 
 

@@ -76,8 +76,7 @@ def sign(
         from ..config import load_config
         from ..engine import make_registry_client
 
-        config = load_config(config_path)
-        digest = make_registry_client(config).resolve(ref).digest
+        digest = make_registry_client(load_config(config_path), for_cli=True).resolve(ref).digest
     if ref.digest and digest != ref.digest:
         raise StellaError(f"--digest {digest} disagrees with the image reference's digest {ref.digest}", reason="REQUEST_INVALID")
     predicate_type = resolve_predicate_type(ptype)
