@@ -203,7 +203,11 @@ class RedisCache:
             self._sets += 1
 
     def clear(self) -> None:
-        """Delete this cache's entries (only keys under ``prefix``; never FLUSHDB)."""
+        """Delete this cache's entries (only keys under ``prefix``; never FLUSHDB). Verdict keys
+        carry the trust fingerprint, so entries a failed clear leaves behind are never served
+        under a new trust configuration."""
+        if not self._available():
+            return
         try:
             batch: list[bytes] = []
             for k in self._client.scan_iter(match=_glob_escape(self.prefix) + "*", count=500):

@@ -189,11 +189,13 @@ def _spans(text: str) -> list[tuple[int, int, Any]]:
             try:
                 value, end = decode(pos)
             except _Bad as bad:
-                problems.append({"index": len(spans) + len(problems), "line": lines.at(max(bad.pos, pos)), "message": bad.message})
+                # reported at the line where the document starts (the decoder's message has
+                # the exact position); resume at the next line that starts a document, so in
+                # one-per-line input each bad line is one error and the good lines still parse
+                problems.append({"index": len(spans) + len(problems), "line": lines.at(pos), "message": bad.message})
                 if len(problems) >= MAX_PROBLEMS:
                     break
-                # resume at the next line that starts a document (one bad line, one error)
-                nxt = text.find("\n", max(bad.pos, pos))
+                nxt = text.find("\n", pos)
                 while nxt != -1 and text[_skip_ws(text, nxt) : _skip_ws(text, nxt) + 1] not in ("{", ""):
                     nxt = text.find("\n", nxt + 1)
                 if nxt == -1:
