@@ -1,0 +1,417 @@
+"""``stella attest verify`` and ``stella attest verify-blob-attestation`` (cosign's flags).
+
+Both build a :class:`TrustConfig` from the flags (``--key`` or the keyless identity flags, the
+trust root, ``--insecure-ignore-tlog``) — or, with none of those flags, take the configured one —
+and verify every attestation with :func:`stellaops.verify.attestation.verify_candidate`. Exit 0
+only when at least one attestation of the wanted ``--type`` verifies (as cosign). Regexps match
+the **whole** value (stricter than cosign, ``docs/verification.md``).
+
+Only the key path is imported eagerly; sigstore-python is loaded only for keyless bundles.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, KeyLoadError, RequestError, StellaError, VerificationError
+from .common import config_option, output_option, verbose_option
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_DIGEST_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+def _trust_options(func: Any) -> Any:
+    options = [
+        click.option("--key", "key_path", metavar="FILE", help="Public key (PEM SPKI, e.g. cosign.pub) the attestation must be signed with."),
+        click.option("--certificate-identity", "identity", metavar="ID", help="Keyless: the exact certificate identity (SAN email or URI)."),
+        click.option("--certificate-identity-regexp", "identity_re", metavar="RE", help="Keyless: an RE2 regexp the whole identity must match."),
+        click.option("--certificate-oidc-issuer", "issuer", metavar="URL", help="Keyless: the exact OIDC issuer."),
+        click.option("--certificate-oidc-issuer-regexp", "issuer_re", metavar="RE", help="Keyless: an RE2 regexp the whole issuer must match."),
+        click.option(
+            "--type",
+            "ptype",
+            default="custom",
+            show_default=True,
+            help="Predicate type URI or cosign alias (custom, slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, link).",
+        ),
+        click.option("--insecure-ignore-tlog", is_flag=True, help="Do not require a transparency log entry (key signers only; as cosign)."),
+        click.option("--trusted-root", "trusted_root", metavar="FILE", help="A sigstore trusted_root.json (Fulcio, Rekor, CT log keys)."),
+        click.option("--offline", is_flag=True, help="Never go online (no TUF, no Rekor lookups)."),
+        output_option,
+        config_option,
+        verbose_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise RequestError(f"cannot read {what} {path!r}: {exc.strerror}", hint="check the path") from exc
+
+
+def build_trust(
+    *,
+    key_path: str | None,
+    identity: str | None,
+    identity_re: str | None,
+    issuer: str | None,
+    issuer_re: str | None,
+    insecure_ignore_tlog: bool,
+    trusted_root: str | None,
+    offline: bool,
+    config_path: str | None,
+) -> tuple[Any, Any]:
+    """(TrustConfig, Config) from the flags, or from the configuration when no authority flag is given."""
+    from ..config import load_config
+    from ..trust import KeyAuthority, KeylessAuthority, SigstoreRoots, TrustConfig
+    from ..verify import keys
+
+    config = load_config(config_path)
+    keyless_flags = any((identity, identity_re, issuer, issuer_re))
+    if identity and identity_re:
+        raise RequestError("give --certificate-identity or --certificate-identity-regexp, not both")
+    if issuer and issuer_re:
+        raise RequestError("give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both")
+    if keyless_flags and not (identity or identity_re):
+        raise RequestError("keyless verification needs --certificate-identity or --certificate-identity-regexp")
+    if keyless_flags and not (issuer or issuer_re):
+        raise RequestError("keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp")
+    if key_path and keyless_flags:
+        raise RequestError("give either --key or the --certificate-* identity flags, not both", hint="as cosign")
+    for pattern, flag in ((identity_re, "--certificate-identity-regexp"), (issuer_re, "--certificate-oidc-issuer-regexp")):
+        if pattern:
+            from ..verify.keyless import compile_regexp
+
+            try:
+                compile_regexp(pattern)
+            except StellaError as exc:
+                raise RequestError(f"{flag}: {exc.detail}", hint="RE2 syntax (Go regexp), e.g. '^https://github\\.com/org/.*$'") from exc
+
+    roots = config.trust.sigstore
+    if trusted_root:
+        from ..verify import trustroot
+
+        data = _read(trusted_root, "trusted root")
+        trustroot.load_trusted_root(data, trusted_root)  # ConfigError names the file
+        roots = SigstoreRoots(trusted_root_json=data, trusted_root_source=trusted_root, offline=True)
+
+    if key_path:
+        try:
+            public_key = keys.load_public_key(_read(key_path, "key file"), source=key_path)
+        except KeyLoadError as exc:
+            raise KeyLoadError(exc.detail, hint=exc.hint) from exc
+        authorities: tuple[Any, ...] = (
+            KeyAuthority(name=os.path.basename(key_path), public_key=public_key, key_id=keys.key_id(public_key), path=key_path),
+        )
+        require_tlog = not insecure_ignore_tlog
+    elif keyless_flags:
+        authorities = (
+            KeylessAuthority(
+                name="certificate-identity",
+                issuer=issuer or "",
+                issuer_regexp=issuer_re or "",
+                subject=identity or "",
+                subject_regexp=identity_re or "",
+            ),
+        )
+        require_tlog = not insecure_ignore_tlog
+    else:
+        authorities = config.trust.authorities
+        require_tlog = config.trust.require_tlog and not insecure_ignore_tlog
+        if not authorities:
+            raise RequestError(
+                "no authority to verify against: give --key, or --certificate-identity[-regexp] with "
+                "--certificate-oidc-issuer[-regexp], or configure attestation.authorities",
+                hint="e.g. stella attest verify IMAGE --key cosign.pub --type TYPE",
+            )
+    needs_roots = require_tlog or any(isinstance(a, KeylessAuthority) for a in authorities)
+    if needs_roots and roots is None:
+        if offline:
+            raise ConfigError(
+                "offline verification of keyless signatures or transparency-log entries needs a trust root",
+                hint="pass --trusted-root trusted_root.json (or --insecure-ignore-tlog for key signatures)",
+            )
+        roots = SigstoreRoots(public_good=True, offline=False)
+    if roots is not None and offline:
+        if roots.public_good and not (roots.trusted_root_json or roots.fulcio_roots_pem):
+            raise ConfigError("--offline: the only trust root configured is public-good Sigstore (fetched online)", hint="pass --trusted-root")
+        roots = replace(roots, offline=True)
+    trust = TrustConfig(authorities=authorities, require_tlog=require_tlog, sigstore=roots, fingerprint="cli")
+    return trust, config
+
+
+def _signer_text(s: Any) -> str:
+    if s.kind == "keyless":
+        return f"keyless {s.authority}: issuer={s.issuer} subject={s.subject}"
+    return f"key {s.authority}: keyId={s.key_id}"
+
+
+def _print_text(header: str, results: list[Any], wanted: str) -> None:
+    click.echo(header, err=True)
+    for a in results:
+        mark = "OK " if a.verified and a.predicate_type == wanted else ("-- " if a.verified else "FAIL")
+        click.echo(f"{mark} {a.predicate_type or '(unverified)'}  source={a.source}  envelope={a.envelope_digest}")
+        for s in a.signers:
+            click.echo(f"     signer  {_signer_text(s)}")
+        if a.tlog.verified:
+            click.echo(f"     tlog    logIndex={a.tlog.log_index} integratedTime={a.tlog.integrated_time}")
+        if a.created:
+            click.echo(f"     created {a.created}{'' if a.created_signed else ' (unsigned)'}")
+        for e in a.errors:
+            click.echo(f"     error   {e.reason}: {e.message}")
+
+
+def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], header: str) -> None:
+    matching = [a for a in results if a.verified and a.predicate_type == wanted]
+    if output == "json":
+        doc["predicateType"] = wanted
+        doc["verified"] = bool(matching)
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _print_text(header, results, wanted)
+    if matching:
+        return
+    if not results:
+        raise VerificationError("no attestations found", reason="NO_ATTESTATION", hint="attach one with `stella attest attach` or `cosign attest`")
+    verified_types = sorted({a.predicate_type for a in results if a.verified})
+    if verified_types:
+        raise VerificationError(
+            f"none of the attestations matched the predicate type: {wanted}, found: {', '.join(verified_types)}",
+            reason="NO_ATTESTATION",
+            hint="pass --type with one of the types found (cosign's default is custom)",
+        )
+    first = next((a.errors[0] for a in results if a.errors), None)
+    raise VerificationError(
+        f"no attestation verified ({len(results)} found); first reason: {first.message if first else 'unknown'}",
+        reason=first.reason if first else "SIGNATURE_INVALID",
+        hint=first.hint if first and first.hint else "see the output above for each attestation's reason",
+    )
+
+
+@click.command()
+@click.argument("image")
+@_trust_options
+def verify(
+    image: str,
+    key_path: str | None,
+    identity: str | None,
+    identity_re: str | None,
+    issuer: str | None,
+    issuer_re: str | None,
+    ptype: str,
+    insecure_ignore_tlog: bool,
+    trusted_root: str | None,
+    offline: bool,
+    output: str,
+    config_path: str | None,
+    verbose: bool,
+) -> None:
+    """Verify the attestations attached to IMAGE (cosign verify-attestation).
+
+    \b
+    Examples:
+      stella attest verify registry.example.com/app:v1 --key cosign.pub --insecure-ignore-tlog \\
+          --type stellaops.io/predicates/scan-result@v1
+      stella attest verify registry.example.com/app:v1 --type slsaprovenance1 --trusted-root trusted_root.json \\
+          --certificate-identity-regexp '^https://github\\.com/org/.*$' \\
+          --certificate-oidc-issuer https://token.actions.githubusercontent.com
+    """
+    from ..discovery import discover
+    from ..engine import make_registry_client
+    from ..predicates import resolve_predicate_type
+    from ..reference import parse_reference
+    from ..verdict import Verdict
+    from ..verify.attestation import verify_candidate
+
+    trust, config = build_trust(
+        key_path=key_path,
+        identity=identity,
+        identity_re=identity_re,
+        issuer=issuer,
+        issuer_re=issuer_re,
+        insecure_ignore_tlog=insecure_ignore_tlog,
+        trusted_root=trusted_root,
+        offline=offline,
+        config_path=config_path,
+    )
+    wanted = resolve_predicate_type(ptype)
+    ref = parse_reference(image)
+    # The CLI runs for its user (as cosign does): private and loopback registries are allowed.
+    cli_config = replace(config, registries=replace(config.registries, allow_private=True))
+    client = make_registry_client(cli_config)
+    digest = ref.digest or client.resolve(ref).digest
+    candidates = discover(client, ref, digest)
+    results: list[Any] = []
+    seen: set[str] = set()
+    for c in candidates:
+        res = verify_candidate(c, c.attached_to or digest, trust)
+        if res.envelope_digest in seen:
+            continue
+        seen.add(res.envelope_digest)
+        results.append(res)
+    results.sort(key=lambda a: (not a.verified, a.predicate_type != wanted))
+    verdict = Verdict(image=image, digest=digest, attestations=tuple(results))
+    header = (
+        f"Verification for {image} --\nThe following checks were performed on each of these attestations:\n"
+        "  - The in-toto statement's subject was checked against the image digest\n"
+        + ("  - The transparency log entry was verified offline\n" if trust.require_tlog else "")
+        + "  - The signatures were verified against the given authorities\n"
+    )
+    _finish(results, wanted, output, verdict.to_json(), header)
+
+
+def _blob_digest(blob: str | None, digest: str | None, digest_alg: str) -> str:
+    if blob and digest:
+        raise RequestError("give the BLOB file or --digest, not both")
+    if blob:
+        if digest_alg not in _DIGEST_LEN:
+            raise RequestError(f"--digestAlg {digest_alg!r} is not one of {sorted(_DIGEST_LEN)}")
+        h = hashlib.new(digest_alg)
+        try:
+            with open(blob, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as exc:
+            raise RequestError(f"cannot read blob {blob!r}: {exc.strerror}") from exc
+        return f"{digest_alg}:{h.hexdigest()}"
+    if not digest:
+        raise RequestError("give the BLOB file or --digest HEX (with --digestAlg)", hint="as cosign verify-blob-attestation")
+    alg, sep, value = digest.partition(":")
+    if not sep:
+        alg, value = digest_alg, digest
+    value = value.lower()
+    if alg not in _DIGEST_LEN or len(value) != _DIGEST_LEN[alg] or not _HEX.match(value):
+        raise RequestError(f"--digest {digest!r} is not a {alg} digest ({_DIGEST_LEN.get(alg, 64)} hex digits)")
+    return f"{alg}:{value}"
+
+
+def blob_candidate(bundle: str | None, signature: str | None) -> Any:
+    """A candidate from a sigstore bundle, cosign's legacy blob bundle, or a DSSE envelope file."""
+    from ..candidate import KIND_BUNDLE, KIND_DSSE, SOURCE_IMPORTED, Candidate, CosignLayerAnnotations
+
+    if bool(bundle) == bool(signature):
+        raise RequestError("give exactly one of --bundle FILE or --signature FILE")
+    if signature:
+        data = _read(signature, "signature").strip()
+        if not data.startswith(b"{"):
+            try:  # a base64 envelope (as cosign's help text suggests)
+                data = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                pass
+        return Candidate(kind=KIND_DSSE, data=data, source=SOURCE_IMPORTED, attached_to="", location=signature)
+    assert bundle is not None
+    data = _read(bundle, "bundle")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"{bundle} is not JSON: {exc}", reason="MALFORMED_ENVELOPE") from exc
+    if isinstance(doc, dict) and str(doc.get("mediaType", "")).startswith("application/vnd.dev.sigstore.bundle"):
+        return Candidate(kind=KIND_BUNDLE, data=data, source=SOURCE_IMPORTED, attached_to="", location=bundle)
+    if isinstance(doc, dict) and "base64Signature" in doc:
+        # cosign's legacy blob bundle: {"base64Signature","cert","rekorBundle"}
+        try:
+            envelope = base64.b64decode(doc["base64Signature"], validate=True)
+            cert = base64.b64decode(doc["cert"], validate=True).decode() if doc.get("cert") else ""
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise VerificationError(f"{bundle}: base64Signature/cert are not base64", reason="MALFORMED_ENVELOPE") from exc
+        rekor = json.dumps(doc["rekorBundle"]) if doc.get("rekorBundle") else ""
+        return Candidate(
+            kind=KIND_DSSE,
+            data=envelope,
+            source=SOURCE_IMPORTED,
+            attached_to="",
+            location=bundle,
+            cosign=CosignLayerAnnotations(certificate=cert, rekor_bundle=rekor),
+        )
+    raise VerificationError(
+        f"{bundle} is neither a sigstore bundle nor cosign's legacy blob bundle", reason="MALFORMED_ENVELOPE", hint="pass a DSSE envelope with --signature"
+    )
+
+
+@click.command("verify-blob-attestation")
+@click.argument("blob", required=False)
+@click.option("--bundle", "bundle", metavar="FILE", help="A sigstore bundle (or cosign's legacy blob bundle) holding the attestation.")
+@click.option("--signature", "signature", metavar="FILE", help="The DSSE envelope JSON (what cosign attest-blob --output-signature writes).")
+@click.option("--digest", "digest", metavar="HEX", help="The blob's digest (HEX or sha256:HEX) when the BLOB is not given.")
+@click.option("--digestAlg", "--digest-alg", "digest_alg", default="sha256", show_default=True, help="Algorithm of --digest / for hashing BLOB.")
+@_trust_options
+def verify_blob_attestation(
+    blob: str | None,
+    bundle: str | None,
+    signature: str | None,
+    digest: str | None,
+    digest_alg: str,
+    key_path: str | None,
+    identity: str | None,
+    identity_re: str | None,
+    issuer: str | None,
+    issuer_re: str | None,
+    ptype: str,
+    insecure_ignore_tlog: bool,
+    trusted_root: str | None,
+    offline: bool,
+    output: str,
+    config_path: str | None,
+    verbose: bool,
+) -> None:
+    """Verify an attestation about BLOB (or --digest) that is not in a registry.
+
+    \b
+    Examples:
+      stella attest verify-blob-attestation app.tar --bundle app.att.json --key cosign.pub --type slsaprovenance1
+      stella attest verify-blob-attestation --digest sha256:HEX --signature env.json --key cosign.pub \\
+          --insecure-ignore-tlog --type stellaops.io/predicates/scan-result@v1
+    """
+    from ..predicates import resolve_predicate_type
+    from ..verify.attestation import verify_candidate
+
+    trust, _config = build_trust(
+        key_path=key_path,
+        identity=identity,
+        identity_re=identity_re,
+        issuer=issuer,
+        issuer_re=issuer_re,
+        insecure_ignore_tlog=insecure_ignore_tlog,
+        trusted_root=trusted_root,
+        offline=offline,
+        config_path=config_path,
+    )
+    wanted = resolve_predicate_type(ptype)
+    image_digest = _blob_digest(blob, digest, digest_alg)
+    cand = blob_candidate(bundle, signature)
+    result = verify_candidate(cand, image_digest, trust)
+    if output == "json":
+        doc = result.to_json()
+        doc["predicateType"] = result.predicate_type
+        click.echo(json.dumps({"digest": image_digest, "verified": result.verified and result.predicate_type == wanted, "attestation": doc}, indent=2))
+    if not result.verified:
+        err = result.errors[0]
+        raise VerificationError(err.message, reason=err.reason, hint=err.hint)
+    if result.predicate_type != wanted:
+        raise VerificationError(
+            f"invalid predicate type, expected {wanted} got {result.predicate_type}",
+            reason="NO_ATTESTATION",
+            hint="pass --type with the attestation's predicate type (cosign's default is custom)",
+        )
+    if output != "json":
+        for s in result.signers:
+            click.echo(f"signer  {_signer_text(s)}")
+        if result.tlog.verified:
+            click.echo(f"tlog    logIndex={result.tlog.log_index} integratedTime={result.tlog.integrated_time}")
+    click.echo("Verified OK", err=True)
+    sys.stdout.flush()
