@@ -140,10 +140,12 @@ class RegistryPolicy:
             has_port = (pat.rsplit(":", 1)[-1].isdigit() or pat.endswith(":*")) and (
                 not pat.startswith("[") or "]:" in pat
             )
+            # Only '*' and '?' are wildcards: '[' is literal (IPv6 brackets), not a glob class.
+            glob = pat.replace("[", "[[]")
             if has_port:
-                if fnmatch.fnmatchcase(reg, pat):
+                if fnmatch.fnmatchcase(reg, glob):
                     return True
-            elif fnmatch.fnmatchcase(host, pat.strip("[]")) or fnmatch.fnmatchcase(reg, pat):
+            elif fnmatch.fnmatchcase(host, pat.strip("[]").replace("[", "[[]")) or fnmatch.fnmatchcase(reg, glob):
                 return True
         return False
 
