@@ -1,0 +1,396 @@
+"""Tamper corpus, end to end: forged attestations pushed to a real registry (go-containerregistry
+with the referrers API), verified by the real provider (``stella serve``), answered over the
+Gatekeeper protocol. Every forgery must come back ``verified: false`` with its own reason code.
+
+Forgeries are made the way an attacker with push access would: sign with the project's signer
+(the code ``stella attest sign`` runs) or with the offline test Sigstore, then edit bytes and
+push with :class:`~stellaops.registry.RegistryClient`, which validates nothing it pushes.
+Each forgery is tried on two carriers: cosign's legacy ``.att`` layer and a sigstore bundle
+referrer (cosign v3's default).
+
+Keyless forgeries of the certificate itself (expired, wrong CA, SAN regexp anchors, forged
+SCT/SET, Rekor entry of another artifact) are unit-tested by the verification engineer in
+``tests/unit/verify/test_keyless.py``; here the keyless path is exercised end to end only for
+the downgrade (bundle → bare layer) and tlog-stripping cases.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stellaops import dsse
+from stellaops.registry import RegistryClient
+from tests.fixtures.images import loopback_client, push_test_image
+from tests.fixtures.provider import ProviderProcess, start_provider
+from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
+from tests.hardening._support import (
+    SCAN_TYPE,
+    assert_provider_response,
+    egress_env,
+    key_bundle,
+    new_key,
+    provider_config,
+    push_att,
+    push_bundle_referrer,
+    reasons,
+    sign_envelope,
+    statement,
+    verdict_of,
+    write_public_key,
+)
+
+OTHER_TYPE = "https://example.com/not-a-scan@v1"
+
+
+@dataclass
+class Env:
+    registry: str
+    client: RegistryClient
+    provider: ProviderProcess
+    trusted: Any
+    untrusted: Any
+    sigstore: TestSigstore
+    tmp: Path
+    egress_log: Path
+    counter: int = 0
+
+    def image(self) -> tuple[str, str, int]:
+        """A fresh image: (repository, digest, manifest size)."""
+        self.counter += 1
+        repo = f"tamper/img{self.counter}"
+        digest = push_test_image(self.registry, repo, "v1", client=self.client)
+        size = len(self.client.get_manifest(self.registry, repo, digest).raw)
+        return repo, digest, size
+
+    def verdict(self, repo: str, digest: str) -> dict[str, Any]:
+        key = f"{self.registry}/{repo}@{digest}"
+        resp = self.provider.verify(key)
+        assert resp["_status"] == 200, resp
+        resp.pop("_status")
+        assert_provider_response(resp)
+        assert resp["response"]["systemError"] == "", resp
+        return verdict_of(resp, key)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, ocireg: str, test_sigstore: TestSigstore) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp("tamper")
+    trusted, untrusted = new_key(), new_key()
+    pub = write_public_key(trusted, tmp / "release.pub")
+    root = tmp / "trusted_root.json"
+    root.write_bytes(test_sigstore.trusted_root_json())
+    cfg = provider_config(tmp, {"release-key": pub}, keyless={"ci": (ISSUER, IDENTITY)}, trusted_root=root)
+    env_vars, trip = egress_env(tmp)
+    provider = start_provider(tmp / "provider", cfg, env=env_vars)
+    client = loopback_client()
+    try:
+        yield Env(ocireg, client, provider, trusted, untrusted, test_sigstore, tmp, trip)
+    finally:
+        provider.stop()
+        client.close()
+        assert not trip.exists() or not trip.read_text(), f"non-loopback connects attempted: {trip.read_text()}"
+
+
+# --------------------------------------------------------------------------- forgeries
+# Each returns (envelope bytes, expected reason). ``d`` is the image digest, ``o`` another.
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def forge_payload_altered(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    env = json.loads(sign_envelope(statement(d), [e.trusted]))
+    evil = dict(json.loads(statement(d)), predicate={"scanner": {"name": "evil", "version": "1"}, "findings": []})
+    env["payload"] = _b64(json.dumps(evil, separators=(",", ":")).encode())
+    return json.dumps(env, separators=(",", ":")).encode(), "SIGNATURE_INVALID"
+
+
+def forge_signature_altered(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    env = json.loads(sign_envelope(statement(d), [e.trusted]))
+    sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+    sig[len(sig) // 2] ^= 0x01
+    env["signatures"][0]["sig"] = _b64(bytes(sig))
+    return json.dumps(env, separators=(",", ":")).encode(), "SIGNATURE_INVALID"
+
+
+def forge_other_key(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    return sign_envelope(statement(d), [e.untrusted]), "SIGNATURE_INVALID"
+
+
+def forge_subject_swap(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # a genuine, trusted attestation of *another* image, attached to this one
+    return sign_envelope(statement(o), [e.trusted]), "SUBJECT_MISMATCH"
+
+
+def forge_payload_type_json(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # validly signed, but not an in-toto payload (the PAE covers application/json)
+    return sign_envelope(statement(d), [e.trusted], payload_type="application/json"), "PAYLOAD_TYPE_INVALID"
+
+
+def forge_payload_type_swapped(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # signed as in-toto, payloadType edited afterwards
+    env = json.loads(sign_envelope(statement(d), [e.trusted]))
+    env["payloadType"] = "application/vnd.cyclonedx+json"
+    return json.dumps(env, separators=(",", ":")).encode(), "PAYLOAD_TYPE_INVALID"
+
+
+def forge_duplicate_statement_key(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # signed by the trusted key, but "subject" appears twice: readers that keep the first
+    # see image o, readers that keep the last (cosign) see image d
+    st = json.loads(statement(d))
+    text = (
+        '{"_type":%s,"subject":%s,"predicateType":%s,"predicate":%s,"subject":%s}'
+        % tuple(json.dumps(x) for x in (st["_type"], json.loads(statement(o))["subject"], SCAN_TYPE, st["predicate"], st["subject"]))
+    ).encode()
+    return sign_envelope(text, [e.trusted]), "MALFORMED_STATEMENT"
+
+
+def forge_duplicate_envelope_key(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    good = json.loads(sign_envelope(statement(d), [e.trusted]))
+    evil = _b64(statement(o))
+    text = '{"payloadType":"%s","payload":"%s","payload":"%s","signatures":%s}' % (
+        dsse.PAYLOAD_TYPE_INTOTO, evil, good["payload"], json.dumps(good["signatures"])
+    )
+    return text.encode(), "MALFORMED_ENVELOPE"
+
+
+def forge_only_untrusted_valid(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # a garbage signature (as if from the trusted key) plus a valid one from an untrusted key
+    junk = _b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+    return sign_envelope(statement(d), [e.untrusted], extra_sigs=[junk]), "SIGNATURE_INVALID"
+
+
+def forge_unsigned(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # the "downgrade" to an unsigned layer: a DSSE envelope with no signatures at all
+    doc = {"payloadType": dsse.PAYLOAD_TYPE_INTOTO, "payload": _b64(statement(d)), "signatures": []}
+    return json.dumps(doc).encode(), "MALFORMED_ENVELOPE"
+
+
+def forge_empty_signature(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    doc = {"payloadType": dsse.PAYLOAD_TYPE_INTOTO, "payload": _b64(statement(d)), "signatures": [{"keyid": "", "sig": ""}]}
+    return json.dumps(doc).encode(), "MALFORMED_ENVELOPE"
+
+
+def forge_keyid_claims_trusted(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # keyid names the trusted key; the signature is the untrusted key's (keyid must never pick a key)
+    from stellaops.verify import keys
+
+    env = json.loads(sign_envelope(statement(d), [e.untrusted]))
+    env["signatures"][0]["keyid"] = keys.key_id(e.trusted.public_key())
+    return json.dumps(env).encode(), "SIGNATURE_INVALID"
+
+
+def forge_url_safe_payload(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # a payload whose standard base64 contains '+' or '/', re-encoded URL-safe (cosign fails late on it)
+    payload = statement(d, predicate={"scanner": {"name": "t", "version": "1"}, "findings": [], "blob": "\xff\xfe\xfd" * 30})
+    env = json.loads(sign_envelope(payload, [e.trusted]))
+    std = env["payload"]
+    assert "+" in std or "/" in std
+    env["payload"] = base64.urlsafe_b64encode(payload).decode()
+    return json.dumps(env).encode(), "MALFORMED_ENVELOPE"
+
+
+def forge_statement_wrong_type(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    st = json.loads(statement(d))
+    st["_type"] = "https://in-toto.io/Statement/v9"
+    return sign_envelope(json.dumps(st).encode(), [e.trusted]), "MALFORMED_STATEMENT"
+
+
+def forge_predicate_type_alias_field(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # the non-spec spelling predicate_type must not count (and is an unknown field)
+    st = json.loads(statement(d))
+    st["predicate_type"] = st.pop("predicateType")
+    return sign_envelope(json.dumps(st).encode(), [e.trusted]), "MALFORMED_STATEMENT"
+
+
+def forge_subject_other_alg_only(e: Env, d: str, o: str) -> tuple[bytes, str]:
+    # subject names the right hex under another algorithm name
+    st = json.loads(statement(d))
+    st["subject"][0]["digest"] = {"sha512": d.split(":", 1)[1]}
+    return sign_envelope(json.dumps(st).encode(), [e.trusted]), "SUBJECT_MISMATCH"
+
+
+FORGERIES: dict[str, Callable[[Env, str, str], tuple[bytes, str]]] = {
+    "payload_altered": forge_payload_altered,
+    "signature_altered": forge_signature_altered,
+    "signature_by_other_key": forge_other_key,
+    "subject_swap": forge_subject_swap,
+    "payload_type_not_intoto": forge_payload_type_json,
+    "payload_type_edited_after_signing": forge_payload_type_swapped,
+    "duplicate_key_in_statement": forge_duplicate_statement_key,
+    "duplicate_key_in_envelope": forge_duplicate_envelope_key,
+    "only_untrusted_signature_valid": forge_only_untrusted_valid,
+    "unsigned_envelope": forge_unsigned,
+    "empty_signature": forge_empty_signature,
+    "keyid_claims_trusted_key": forge_keyid_claims_trusted,
+    "url_safe_payload": forge_url_safe_payload,
+    "statement_type_unknown": forge_statement_wrong_type,
+    "predicate_type_misspelled_field": forge_predicate_type_alias_field,
+    "subject_digest_under_other_algorithm": forge_subject_other_alg_only,
+}
+
+
+def _attach(e: Env, carrier: str, repo: str, digest: str, size: int, envelope: bytes, **kw: Any) -> None:
+    if carrier == "att":
+        push_att(e.client, e.registry, repo, digest, [envelope], **kw)
+        return
+    # the envelope text goes into the bundle verbatim (an ambiguous envelope stays ambiguous)
+    bundle = (
+        '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json",'
+        '"verificationMaterial":{"publicKey":{"hint":""}},"dsseEnvelope":%s}' % envelope.decode()
+    ).encode()
+    push_bundle_referrer(e.client, e.registry, repo, digest, size, bundle, **kw)
+
+
+@pytest.mark.parametrize("carrier", ["att", "bundle"])
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_forgery_is_refused_with_its_reason(env: Env, forgery: str, carrier: str) -> None:
+    repo, digest, size = env.image()
+    _, other, _ = env.image()
+    envelope, expected = FORGERIES[forgery](env, digest, other)
+    _attach(env, carrier, repo, digest, size, envelope)
+    verdict = verdict_of_image(env, repo, digest)
+    atts = verdict["attestations"]
+    assert len(atts) == 1, verdict
+    att = atts[0]
+    assert att["verified"] is False, att
+    assert reasons(att) == [expected], att
+    assert att["signers"] == [], att
+    assert "predicate" not in att, "an unverified attestation must not carry its content"
+    assert att["source"] == ("cosign-tag" if carrier == "att" else "bundle")
+
+
+def verdict_of_image(env: Env, repo: str, digest: str) -> dict[str, Any]:
+    return env.verdict(repo, digest)
+
+
+@pytest.mark.parametrize("carrier", ["att", "bundle"])
+def test_genuine_attestation_verifies_on_each_carrier(env: Env, carrier: str) -> None:
+    """The control: the same pipeline accepts the untampered attestation (so the refusals
+    above are caused by the forgery, not by the set-up)."""
+    repo, digest, size = env.image()
+    _attach(env, carrier, repo, digest, size, sign_envelope(statement(digest), [env.trusted]))
+    att = env.verdict(repo, digest)["attestations"][0]
+    assert att["verified"] is True, att
+    assert att["signers"][0]["authority"] == "release-key"
+    assert att["predicateType"] == SCAN_TYPE
+
+
+def test_trusted_and_untrusted_signatures_name_only_the_trusted_signer(env: Env) -> None:
+    repo, digest, size = env.image()
+    push_att(env.client, env.registry, repo, digest, [sign_envelope(statement(digest), [env.untrusted, env.trusted])])
+    att = env.verdict(repo, digest)["attestations"][0]
+    assert att["verified"] is True
+    assert [s["authority"] for s in att["signers"]] == ["release-key"]
+
+
+@pytest.mark.parametrize("carrier", ["att", "bundle"])
+def test_predicate_type_claimed_by_annotation_only_is_not_trusted(env: Env, carrier: str) -> None:
+    """The annotations say scan-result; the signed statement says another type. The verdict
+    reports the signed type only, so a policy asking for scan-result finds nothing verified."""
+    repo, digest, size = env.image()
+    envelope = sign_envelope(statement(digest, predicate_type=OTHER_TYPE, predicate={"x": 1}), [env.trusted])
+    if carrier == "att":
+        push_att(env.client, env.registry, repo, digest, [envelope], predicate_type=SCAN_TYPE,
+                 layer_annotations=[{"dev.stellaops/predicate-type": SCAN_TYPE}])  # fmt: skip
+    else:
+        push_bundle_referrer(env.client, env.registry, repo, digest, size, key_bundle(envelope, env.trusted.public_key()),
+                             annotated_predicate_type=SCAN_TYPE,
+                             extra_annotations={"dev.stellaops/predicate-type": SCAN_TYPE})  # fmt: skip
+    verdict = env.verdict(repo, digest)
+    assert [a["predicateType"] for a in verdict["attestations"]] == [OTHER_TYPE], verdict
+    assert not [a for a in verdict["attestations"] if a["predicateType"] == SCAN_TYPE and a["verified"]]
+
+
+def test_forged_layer_next_to_genuine_one_does_not_taint_or_pass(env: Env) -> None:
+    """A forged layer added beside a genuine one: the genuine one stays verified, the forged
+    one is listed unverified with its reason (never merged into the genuine result)."""
+    repo, digest, _ = env.image()
+    good = sign_envelope(statement(digest), [env.trusted])
+    bad, _ = forge_payload_altered(env, digest, digest)
+    push_att(env.client, env.registry, repo, digest, [good, bad])
+    atts = env.verdict(repo, digest)["attestations"]
+    assert sorted((a["verified"], tuple(reasons(a))) for a in atts) == [(False, ("SIGNATURE_INVALID",)), (True, ())]
+
+
+# --------------------------------------------------------------------------- keyless downgrades
+
+
+def test_keyless_bundle_verifies_then_downgrade_to_bare_layer_is_refused(env: Env) -> None:
+    """A keyless bundle verifies; the same envelope re-attached as a bare ``.att`` layer (its
+    certificate and log entry stripped) has no signer the provider can trust."""
+    repo, digest, size = env.image()
+    att = env.sigstore.attest(statement(digest))
+    push_bundle_referrer(env.client, env.registry, repo, digest, size, att.bundle_json())
+    verdict = env.verdict(repo, digest)
+    assert [(a["source"], a["verified"]) for a in verdict["attestations"]] == [("bundle", True)], verdict
+    assert verdict["attestations"][0]["signers"][0]["kind"] == "keyless"
+
+    repo2, digest2, _ = env.image()
+    att2 = env.sigstore.attest(statement(digest2))
+    push_att(env.client, env.registry, repo2, digest2, [att2.envelope])  # no certificate / chain / bundle annotations
+    a = env.verdict(repo2, digest2)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
+
+
+def test_keyless_bundle_with_log_entry_stripped_is_refused(env: Env) -> None:
+    repo, digest, size = env.image()
+    att = env.sigstore.attest(statement(digest))
+    push_bundle_referrer(env.client, env.registry, repo, digest, size, att.bundle_json(with_entry=False))
+    a = env.verdict(repo, digest)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["TLOG_MISSING"], a
+
+
+def test_keyless_legacy_layer_with_certificate_but_no_log_entry_is_refused(env: Env) -> None:
+    repo, digest, _ = env.image()
+    att = env.sigstore.attest(statement(digest))
+    from tests.fixtures.sigstore import pem
+
+    ann = {"dev.sigstore.cosign/certificate": pem(att.leaf.cert), "dev.sigstore.cosign/chain": "".join(pem(c) for c in att.leaf.chain)}
+    push_att(env.client, env.registry, repo, digest, [att.envelope], layer_annotations=[ann])
+    a = env.verdict(repo, digest)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["TLOG_MISSING"], a
+
+
+def test_keyless_certificate_of_another_identity_is_refused_end_to_end(env: Env) -> None:
+    repo, digest, size = env.image()
+    att = env.sigstore.attest(statement(digest), identity="https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main")
+    push_bundle_referrer(env.client, env.registry, repo, digest, size, att.bundle_json())
+    a = env.verdict(repo, digest)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["IDENTITY_MISMATCH"], a
+
+
+# --------------------------------------------------------------------------- key rotation
+
+
+def test_replay_after_key_rotation_is_unverified(
+    tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    """Documented behaviour (docs/threat-model.md, "Key rotation"): an attestation signed by a
+    key that has been removed from the configuration is unverified (SIGNATURE_INVALID), even
+    though it was valid when made. There is no grace period and no revocation list: removing
+    the key is the revocation."""
+    old, new = new_key(), new_key()
+    old_pub, new_pub = write_public_key(old, tmp_path / "old.pub"), write_public_key(new, tmp_path / "new.pub")
+    client = loopback_client()
+    digest = push_test_image(ocireg, "tamper/rotation", "v1", client=client)
+    push_att(client, ocireg, "tamper/rotation", digest, [sign_envelope(statement(digest), [old])])
+    key = f"{ocireg}/tamper/rotation@{digest}"
+
+    before = provider_factory(provider_config(tmp_path / "a", {"release-key": old_pub}), name="before")
+    a = verdict_of(before.verify(key), key)["attestations"][0]
+    assert a["verified"] is True
+    before.stop()
+
+    after = provider_factory(provider_config(tmp_path / "b", {"release-key": new_pub}), name="after")
+    a = verdict_of(after.verify(key), key)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
+    client.close()
