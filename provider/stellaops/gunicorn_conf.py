@@ -19,7 +19,7 @@ from typing import Any
 
 from stellaops.config import Config
 
-CERT_POLL_SECONDS = 10.0
+CERT_POLL_SECONDS = float(os.environ.get("STELLAOPS_CERT_POLL_SECONDS", "10"))
 
 
 def settings(config: Config, *, host: str | None = None, port: int | None = None, plain_http: bool = False) -> dict[str, Any]:
