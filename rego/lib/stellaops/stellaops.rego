@@ -52,7 +52,7 @@ keys(images) := sort({image | some image in images; is_string(image)})
 verdicts(images) := {image: verdict |
 	response := transport.verdicts(keys(images))
 	some image in keys(images)
-	not _problem(response, image)
+	not _problem(response, image, keys(images))
 	verdict := _verdict(response, image)
 }
 
@@ -61,13 +61,16 @@ verdicts(images) := {image: verdict |
 provider_errors(images) := {image: message |
 	response := transport.verdicts(keys(images))
 	some image in keys(images)
-	message := _problem(response, image)
+	message := _problem(response, image, keys(images))
 }
 
 # verdict(image) is the usable verdict for one image (undefined when provider_errors names it).
 verdict(image) := verdicts([image])[image]
 
-_problem(response, image) := sprintf(
+# _problem(response, image, requested): why image has no usable verdict in response. A system
+# error is charged to the images it left without a verdict, or, when every requested image got
+# one anyway, to all of them: a system error never passes unnoticed.
+_problem(response, image, requested) := sprintf(
 	"the StellaOps provider refused image <%s>: %s",
 	[image, concat("; ", _key_errors(response, image))],
 ) if {
@@ -77,6 +80,7 @@ _problem(response, image) := sprintf(
 	[image, _status(response), _system_error(response)],
 ) if {
 	_system_error(response) != ""
+	_charged_with_system_error(response, image, requested)
 } else := sprintf(
 	"the StellaOps provider returned no responses for image <%s> (status %v, responses %v); check that the provider is reachable",
 	[image, _status(response), _field(response, "responses")],
@@ -102,6 +106,14 @@ _problem(response, image) := sprintf(
 	[image, _verdict(response, image).schemaVersion, schema_version],
 ) if {
 	_verdict(response, image).schemaVersion != schema_version
+}
+
+_charged_with_system_error(response, image, _) if count(_values(response, image)) != 1
+
+_charged_with_system_error(response, _, requested) if {
+	every key in requested {
+		count(_values(response, key)) == 1
+	}
 }
 
 # _field reads a field that may be missing, so null and absent read alike.

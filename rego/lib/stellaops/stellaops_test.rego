@@ -374,3 +374,44 @@ test_success_age_hours_only_for_signed_times if {
 	stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": true}, time.parse_rfc3339_ns("2026-11-25T10:00:00Z")) == 24
 	not stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": false}, 0)
 }
+
+# ---- helpers for policies ---------------------------------------------------------------------
+
+_pod := {"kind": "Pod", "spec": {"containers": [
+	{"name": "app", "image": "registry.example.com/app:v1.0.0"},
+	{"name": "pause", "image": "registry.k8s.io/pause:3.9"},
+	{"name": "gone", "image": "registry.example.com/app:unreachable"},
+]}}
+
+test_success_checked_containers_leave_exempt_out if {
+	names := {c.name | some c in stellaops.checked_containers(_pod, {"exemptImages": ["registry.k8s.io/*"]})}
+	names == {"app", "gone"}
+	count(stellaops.checked_containers(_pod, {})) == 3
+}
+
+test_fail_provider_violations_name_the_container if {
+	msgs := stellaops.provider_violations(stellaops.checked_containers(_pod, {"exemptImages": ["registry.k8s.io/*"]})) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	count(msgs) == 1
+	some msg in msgs
+	startswith(msg, "container <gone> image <registry.example.com/app:unreachable>: the StellaOps provider could not verify image")
+}
+
+test_success_requirements_from_parameters if {
+	stellaops.requirements({}) == {"requireTlog": true}
+	stellaops.requirements({"signers": {"authorities": ["a"]}, "requireTlog": false}) == {"authorities": ["a"], "requireTlog": false}
+}
+
+test_success_scan_problems if {
+	now := time.parse_rfc3339_ns("2026-11-25T12:00:00Z")
+	release := stellaops.verdict(stub.release) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	stellaops.scan_problems(release, {"maxCounts": {"critical": 0}, "maxAgeHours": 48}, now, set()) == set()
+	over := stellaops.scan_problems(release, {"maxCounts": {"low": 0, "medium": 0}}, now, {"CVE-2026-1001"})
+	over == {"its newest scan-result <scan-2026-11-24> (2026-11-24T10:00:00Z) finds low 1 (max 0); rebuild with fixed packages, or clear findings with a VEX or the constraint's ignore list"}
+	old := stellaops.scan_problems(release, {"maxAgeHours": 12}, now, set())
+	old == {"its newest scan-result <scan-2026-11-24> is 26 hours old (max 12); scan the image again and attach the result"}
+	unsigned := stellaops.verdict(stub.unsigned) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	missing := stellaops.scan_problems(unsigned, {}, now, set())
+	count(missing) == 1
+	unlogged := {"attestations": [_att({"predicateType": "stellaops.io/predicates/scan-result@v1", "createdSigned": false, "predicateSummary": {"scanId": "s1"}})]}
+	stellaops.scan_problems(unlogged, {"maxAgeHours": 1}, now, set()) == {"its newest scan-result <s1> has no signed or logged time, so its age (max 1 hours) cannot be checked; attach a scan whose predicate carries scannedAt"}
+}

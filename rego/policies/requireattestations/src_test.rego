@@ -87,7 +87,7 @@ test_violation_when_provider_answers_nothing if {
 test_violation_when_key_unreachable if {
 	msgs := stub.messages(policy.violation) with input as stub.review(stub.pod([stub.release, stub.unreachable]), _sbom_and_scan)
 		with external_data as stub.external_data
-	count(msgs) == 2
+	msgs == {"container <c1> image <registry.example.com/app:unreachable>: the StellaOps provider could not verify image <registry.example.com/app:unreachable> now (status 200): registry.example.com/app:unreachable: REGISTRY_UNREACHABLE: connection refused by registry.example.com:443; nothing was cached, the next admission retries"}
 }
 
 test_success_no_parameters_no_types if {
