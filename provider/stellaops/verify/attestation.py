@@ -66,6 +66,7 @@ class _Material:
     tlog_error: StellaError | None = None  # an entry was present but could not be parsed
     bundle_json: bytes | None = None
     envelope_digest: str = ""
+    require_proof: bool = False  # sigstore bundles v0.2+ must carry inclusion proofs
 
 
 def _parse_bundle(data: bytes) -> _Material:
@@ -83,7 +84,13 @@ def _parse_bundle(data: bytes) -> _Material:
     # Digest of the envelope as cosign v3 serialises it (= its legacy layer bytes), so that
     # copies of one attestation found as a bundle and as a .att layer are recognised.
     envelope_digest = "sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
-    material = _Material(envelope=envelope, envelope_bytes=None, bundle_json=bytes(data), envelope_digest=envelope_digest)
+    material = _Material(
+        envelope=envelope,
+        envelope_bytes=None,
+        bundle_json=bytes(data),
+        envelope_digest=envelope_digest,
+        require_proof=media_type != BUNDLE_MEDIA_TYPES[0],
+    )
     vm = doc.get("verificationMaterial")
     if not isinstance(vm, dict):
         raise dsse.MalformedEnvelope("the sigstore bundle has no verificationMaterial")
@@ -268,13 +275,21 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
     else:
         for entry in m.tlog_entries:
             try:
-                return verify_entry(entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders)
+                return verify_entry(
+                    entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders, require_proof=m.require_proof
+                )
             except StellaError as exc:
                 errors.append(exc)
     if needed:
         raise errors[0]
     _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
     return TlogResult()
+
+
+def _sigstore_supports(m: _Material) -> bool:
+    """sigstore-python 4.x verifies DSSE bundles logged as ``dsse`` 0.0.1 (Rekor v1) only; for
+    ``intoto`` entries (older cosign, bundles v0.1/v0.2) our own checks are the only ones."""
+    return bool(m.tlog_entries) and all((e.kind, e.version) == ("dsse", "0.0.1") for e in m.tlog_entries)
 
 
 def _check_with_sigstore(m: _Material, trust: TrustConfig) -> None:
@@ -327,7 +342,7 @@ def verify_candidate(
         predicate_type = statement.predicate_type
         dsse.require_subject(statement, image_digest)
         tlog_result = _check_tlog(m, trust, found)
-        if candidate.kind == KIND_BUNDLE and found.keyless_used:
+        if candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m):
             _check_with_sigstore(m, trust)
         summary = _summary(statement.predicate_type, statement.predicate)
     except StellaError as exc:

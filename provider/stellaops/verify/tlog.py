@@ -353,9 +353,17 @@ def check_binding(
             found.append(_pem_der(spec.get("publicKey"), "spec.publicKey"))
         else:
             env = content.get("envelope") if isinstance(content.get("envelope"), dict) else {}
-            for s in env.get("signatures") or []:
-                if isinstance(s, dict):
-                    found.append(_pem_der(s.get("publicKey"), "spec.content.envelope.signatures[].publicKey"))
+            # rekor stores intoto v0.0.2 signatures base64-encoded once more
+            ours = {s.sig for s in envelope.signatures} | {base64.b64encode(s.sig) for s in envelope.signatures}
+            entry_sigs = env.get("signatures") or []
+            if not isinstance(entry_sigs, list) or not entry_sigs:
+                raise TlogInvalid("the intoto log entry lists no signatures")
+            for s in entry_sigs:
+                if not isinstance(s, dict):
+                    raise TlogInvalid("an intoto log entry signature is not an object")
+                if _b64(s.get("sig"), "spec.content.envelope.signatures[].sig") not in ours:
+                    raise TlogInvalid("the log entry lists a signature that is not on this envelope: it records another attestation")
+                found.append(_pem_der(s.get("publicKey"), "spec.content.envelope.signatures[].publicKey"))
     else:
         raise TlogInvalid(f"log entry kind {kind}/{version} cannot record an attestation", hint="expected dsse 0.0.1 or intoto 0.0.1/0.0.2")
     if not any(f in verifiers for f in found):
@@ -369,10 +377,16 @@ def verify_entry(
     *,
     envelope_bytes: bytes | None,
     verifiers: list[bytes],
+    require_proof: bool = False,
 ) -> TlogResult:
     """SET (required: it authenticates the integrated time), inclusion proof and checkpoint when
-    present, then the binding to this envelope and signer."""
+    present (required for sigstore bundles v0.2+), then the binding to this envelope and signer."""
     verify_set(entry, root)
+    if entry.inclusion_proof is None and require_proof:
+        raise TlogInvalid(
+            "the bundle's log entry has no inclusion proof; sigstore bundles v0.2 and later must carry one",
+            hint="re-create the bundle with a current sigstore client",
+        )
     if entry.inclusion_proof is not None:
         verify_inclusion(entry, root)
     check_binding(entry, envelope, envelope_bytes=envelope_bytes, verifiers=verifiers)

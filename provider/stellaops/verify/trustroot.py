@@ -4,8 +4,8 @@ the CA certificates and log keys the verifiers use (pure, no I/O).
 The document format is sigstore's protobuf-specs ``TrustedRoot`` in protojson
 (``application/vnd.dev.sigstore.trustedroot+json;version=0.1``): ``certificateAuthorities``
 (Fulcio chains with ``validFor``), ``tlogs`` (Rekor keys), ``ctlogs`` (CT log keys) and
-``timestampAuthorities``. Log IDs are sha256 of the key's SPKI DER, as Rekor and CT logs define
-them; a ``logId`` in the document that disagrees with its key is refused.
+``timestampAuthorities``. A log is found by its ``logId.keyId`` (sha256 of the key's SPKI DER
+for Rekor v1 and CT logs, the value used when the document gives none).
 """
 
 from __future__ import annotations
@@ -144,12 +144,11 @@ def _log_keys(items: Any, where: str, source: str) -> tuple[LogKey, ...]:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{source}: {at}.publicKey.rawBytes is not a DER public key: {exc}") from exc
         log_id = hashlib.sha256(der).digest()
-        declared = (item.get("logId") or {}).get("keyId") if isinstance(item.get("logId"), dict) else None
-        if declared is not None and _b64(declared, f"{at}.logId.keyId", source) != log_id:
-            raise ConfigError(
-                f"{source}: {at}.logId.keyId does not equal sha256 of the log's public key",
-                hint="a log ID is the SHA-256 of the key's SubjectPublicKeyInfo DER",
-            )
+        declared = item.get("logId") if isinstance(item.get("logId"), dict) else None
+        if declared is not None and declared.get("keyId") is not None:
+            # Rekor v1 and CT logs: sha256(SPKI DER); Rekor v2 logs use another key ID
+            # (a signed-note key hash), so the declared one is what entries refer to.
+            log_id = _b64(declared.get("keyId"), f"{at}.logId.keyId", source)
         out.append(LogKey(log_id=log_id, public_key=key, valid_for=_range(pk.get("validFor"), f"{at}.publicKey.validFor", source), base_url=str(item.get("baseUrl", ""))))  # type: ignore[arg-type]
     return tuple(out)
 
