@@ -116,7 +116,7 @@ def template(policy: Path, common: dict[str, Any]) -> str:
     rego = src_path.read_text(encoding="utf-8")
     if f"package {name}\n" not in rego:
         raise GenerateError(f"{_rel(src_path)}: the package must be {name} (the template name)")
-    if "import rego.v1" in rego:
+    if any(line.strip() == "import rego.v1" for line in rego.splitlines()):
         raise GenerateError(f"{_rel(src_path)}: Gatekeeper refuses `import rego.v1`; templates declare version v1 instead")
     libs = [p.read_text(encoding="utf-8") for p in _rego_files(LIB) + _rego_files(GK_TRANSPORT)]
     targets[0]["code"] = "__CODE__"

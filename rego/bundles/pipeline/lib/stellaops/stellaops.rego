@@ -11,7 +11,7 @@
 # usable verdict (system error, per-key error, missing key, null fields, unknown schema version).
 # Every policy must deny on it; verdicts(images) holds only the usable verdicts.
 #
-# Written in plain Rego v1 with no `import rego.v1`: Gatekeeper refuses that import in template
+# Written in plain Rego v1 without the rego.v1 import: Gatekeeper refuses that import in template
 # libs, and the package sits under data.lib because Gatekeeper accepts libs nowhere else.
 package lib.stellaops
 
