@@ -236,32 +236,14 @@ def build_trusted_root(
 ) -> bytes:
     """A ``trusted_root.json`` for a private instance given as PEM files (no validity limits)."""
 
-    def log(pem: bytes, url: str, what: str) -> dict[str, Any]:
+    def log(pem: bytes, url: str, what: str) -> LogKey:
         key = _pem_key(pem, what)
-        der = keys.public_key_der(key)
-        return {
-            "baseUrl": url,
-            "hashAlgorithm": "SHA2_256",
-            "publicKey": {"rawBytes": base64.b64encode(der).decode(), "validFor": {"start": "1970-01-01T00:00:00Z"}},
-            "logId": {"keyId": base64.b64encode(hashlib.sha256(der).digest()).decode()},
-        }
+        return LogKey(log_id=hashlib.sha256(keys.public_key_der(key)).digest(), public_key=key, base_url=url)
 
-    doc: dict[str, Any] = {"mediaType": MEDIA_TYPE, "tlogs": [], "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []}
-    if fulcio_pem:
-        chain = _order_chain(_pem_certs(fulcio_pem, "trustedRootPem"))
-        doc["certificateAuthorities"].append(
-            {
-                "subject": {},
-                "uri": fulcio_url,
-                "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in chain]},
-                "validFor": {"start": "1970-01-01T00:00:00Z"},
-            }
-        )
-    if rekor_pem:
-        doc["tlogs"].append(log(rekor_pem, rekor_url, "rekorPublicKey"))
-    if ctlog_pem:
-        doc["ctlogs"].append(log(ctlog_pem, ctlog_url, "ctlogPublicKey"))
-    return json.dumps(doc, indent=2).encode()
+    fulcio = (CertificateAuthority(tuple(_order_chain(_pem_certs(fulcio_pem, "trustedRootPem"))), uri=fulcio_url),) if fulcio_pem else ()
+    rekor = (log(rekor_pem, rekor_url, "rekorPublicKey"),) if rekor_pem else ()
+    ctlogs = (log(ctlog_pem, ctlog_url, "ctlogPublicKey"),) if ctlog_pem else ()
+    return to_document(fulcio, rekor, ctlogs)
 
 
 _CACHE: dict[str, TrustedRootMaterial] = {}
@@ -314,15 +296,42 @@ def merge(parts: list[TrustedRootMaterial]) -> TrustedRootMaterial:
     return TrustedRootMaterial(fulcio, rekor, ctlogs, tsas, source=" + ".join(p.source for p in parts), document=doc)
 
 
+def _key_details(key: keys.PublicKey) -> str:
+    """protobuf-specs ``PublicKeyDetails`` of a key (sigstore-python requires the field)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "PKIX_ECDSA_P256_SHA_256", "secp384r1": "PKIX_ECDSA_P384_SHA_384"}.get(key.curve.name, "PKIX_ECDSA_P521_SHA_512")
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
+    return "PKIX_ED25519"
+
+
+def _subject(cert: x509.Certificate) -> dict[str, str]:
+    from cryptography.x509.oid import NameOID
+
+    def first(oid: x509.ObjectIdentifier) -> str:
+        attrs = cert.subject.get_attributes_for_oid(oid)
+        return str(attrs[0].value) if attrs else ""
+
+    return {"organization": first(NameOID.ORGANIZATION_NAME), "commonName": first(NameOID.COMMON_NAME)}
+
+
 def to_document(
     fulcio: tuple[CertificateAuthority, ...], rekor: tuple[LogKey, ...], ctlogs: tuple[LogKey, ...]
 ) -> bytes:
+    """The ``trusted_root.json`` equivalent of this material (what sigstore-python reads)."""
+
     def log(k: LogKey) -> dict[str, Any]:
         der = keys.public_key_der(k.public_key)
         return {
             "baseUrl": k.base_url,
             "hashAlgorithm": "SHA2_256",
-            "publicKey": {"rawBytes": base64.b64encode(der).decode(), "validFor": k.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"}},
+            "publicKey": {
+                "rawBytes": base64.b64encode(der).decode(),
+                "keyDetails": _key_details(k.public_key),
+                "validFor": k.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"},
+            },
             "logId": {"keyId": base64.b64encode(k.log_id).decode()},
         }
 
@@ -331,7 +340,7 @@ def to_document(
         "tlogs": [log(k) for k in rekor],
         "certificateAuthorities": [
             {
-                "subject": {},
+                "subject": _subject(ca.certificates[-1]),
                 "uri": ca.uri,
                 "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in ca.certificates]},
                 "validFor": ca.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"},
@@ -341,7 +350,7 @@ def to_document(
         "ctlogs": [log(k) for k in ctlogs],
         "timestampAuthorities": [],
     }
-    return json.dumps(doc).encode()
+    return json.dumps(doc, indent=2).encode()
 
 
 def _public_good(*, offline: bool) -> TrustedRootMaterial:  # pragma: no cover - needs the internet
