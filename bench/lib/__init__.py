@@ -1,0 +1,1 @@
+"""Helpers for ``bench/run.py`` (``make bench``): environment, measurement, report."""
