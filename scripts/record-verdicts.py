@@ -5,28 +5,31 @@ Each file is one ProviderResponse item, ``{"key": IMAGE, "value": VERDICT, "erro
 per-key ``error``), loaded by ``opa test`` as ``data.verdicts.<case>`` only because
 scripts/rego-check.sh passes rego/testdata deliberately (one JSON per folder: no merge conflicts).
 
-Two sources, both written through the provider's own code so the shape is exactly
-``Verdict.to_json()`` (provider/stellaops/verdict.py) and summaries are ``predicates.summarize()``:
+Two sources, both through the provider's own code, so the shape is exactly
+``Verdict.to_json()`` (provider/stellaops/verdict.py):
 
-``--record`` (the default) runs the real parts on loopback: the ``ocireg`` registry, ``crane`` to
-push images, ``cosign`` to attach attestations (key-signed, offline: no Rekor here, so tlog is
-not verified), and the provider (``stella serve --plain-http --config F --port N``); it POSTs one
-ProviderRequest to ``/gatekeeper/v1/verify`` and stores each item, with the loopback
-``127.0.0.1:PORT`` host rewritten to ``registry.example.com`` so files are stable across runs.
+``--record`` runs the real parts on loopback (as tests/integration/test_rego_pipeline.py does):
+the ``ocireg`` registry, images pushed by the registry client, scan-result and SBOM attestations
+key-signed offline by ``stella attest sign`` + ``stella attest attach`` (no Rekor: tlog not
+verified), a scan-result made keyless and logged with the offline test Sigstore
+(tests/fixtures/sigstore.py) and attached as a bundle + legacy layer, and the provider itself
+(``stella serve --plain-http --config F --port N``). It POSTs one ProviderRequest to
+``/gatekeeper/v1/verify`` and stores each item as ``recorded_<case>``, with the loopback
+``127.0.0.1:PORT`` rewritten to ``registry.example.com`` so the files read the same across runs.
 
-``--synthetic`` builds the cases the offline registry cannot produce (tlog-verified and keyless
-signers need a Rekor and a Fulcio) from the provider's dataclasses; SOURCE.md lists which case
-comes from which source.
+``--synthetic`` builds the richer cases (several attestations per image, VEX, SLSA v1 and v0.2,
+stale and unverified ones) from the provider's dataclasses and ``predicates.summarize()``;
+rego/testdata/verdicts/SOURCE.md lists which case comes from which source.
+
+With neither flag, both run.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -258,11 +261,6 @@ def synthetic_cases() -> dict[str, dict[str, Any]]:
         ),
     )
 
-    img = f"{STABLE_HOST}/app@sha256:nothex"
-    cases["invalid_reference"] = {
-        "key": img,
-        "error": f"INVALID_REFERENCE: {img} is not a valid image reference: the digest must be sha256:<64 hex>",
-    }
     return cases
 
 
@@ -279,136 +277,78 @@ def write_cases(cases: dict[str, dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_file(path: Path, timeout: float = 20.0) -> str:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {path}")
-
-
-def _run(cmd: list[str], env: dict[str, str] | None = None, stdin: bytes | None = None) -> str:
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, env=env, check=False)
+def _stella(*args: str, env: dict[str, str]) -> str:
+    stella = str(Path(sys.executable).parent / "stella")
+    proc = subprocess.run([stella, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
-    return proc.stdout.decode()
-
-
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    import requests
-
-    resp = requests.post(url, json=body, timeout=30)
-    return resp.json()  # type: ignore[no-any-return]
+        raise SystemExit(f"stella {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
 
 
 def record() -> dict[str, dict[str, Any]]:
-    """Push images, attach key-signed attestations with cosign, and ask the real provider."""
+    """Real parts on loopback, as tests/integration/test_rego_pipeline.py runs them: ocireg, images
+    pushed by the registry client, scan-result and SBOM attestations key-signed offline by
+    `stella attest sign` + `attach` (no tlog), a scan-result made keyless and logged with the
+    offline test Sigstore (tests/fixtures/sigstore.py), and `stella serve --plain-http`."""
+    sys.path.insert(0, str(ROOT))
+    from stellaops import dsse
+    from stellaops.attach import attach
+    from stellaops.reference import parse_reference
+    from tests.fixtures.images import loopback_client, push_test_image
+    from tests.fixtures.provider import start_provider
+    from tests.fixtures.registries import _stop, start_ocireg
+    from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
+
     work = Path(tempfile.mkdtemp(prefix="stellaops-record-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ, COSIGN_PASSWORD="record")
+    host, registry, registry_tmp = start_ocireg(True)
+    provider = None
     try:
-        port_file = work / "registry.port"
-        procs.append(subprocess.Popen([str(TOOLS / "ocireg"), "-addr", "127.0.0.1:0", "-port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        host = f"127.0.0.1:{_wait_file(port_file)}"
-        env = dict(os.environ, COSIGN_PASSWORD="record", HOME=str(work))
-        _run([str(TOOLS / "cosign"), "generate-key-pair", "--output-key-prefix", str(work / "cosign")], env=env)
-
-        images: dict[str, str] = {}
-        for name in ("release", "unsigned", "vulnerable"):
-            ref = f"{host}/app:{name}"
-            layer = work / f"{name}.txt"
-            layer.write_text(name)
-            _run([str(TOOLS / "crane"), "append", "--insecure", "-f", _tar(layer, work), "-t", ref], env=env)
-            digest = _run([str(TOOLS / "crane"), "digest", "--insecure", ref], env=env).strip()
-            images[name] = f"{ref}@{digest}" if False else ref
-            if name == "unsigned":
-                continue
-            findings = [] if name == "release" else [("CVE-2026-2001", "critical", "openssl"), ("CVE-2026-2003", "high", "curl")]
-            preds = {SCAN: scan_predicate(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), findings), SBOM: sbom_predicate()}
-            for ptype, pred in preds.items():
-                _cosign_attest(work, env, host, name, digest, ptype, pred)
-
-        config = work / "stellaops.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "attestation": {"authorities": [{"name": "release-key", "key": {"path": str(work / "cosign.pub")}}], "requireTlog": False},
-                    "registries": {"allow": [host], "insecure": [host], "allowPrivate": True},
-                    "store": {"dsn": f"sqlite:///{work / 'store.db'}"},
-                }
-            )
+        images = {name: f"{host}/app:recorded-{name}" for name in ("offline", "logged", "unsigned")}
+        digests = {name: push_test_image(host, "app", f"recorded-{name}") for name in images}
+        _stella("key", "generate", "--output-key-prefix", str(work / "release"), env=env)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        preds = {
+            SCAN: scan_predicate(now, [("CVE-2026-2001", "critical", "openssl"), ("CVE-2026-1000", "low", "zlib")]),
+            SBOM: sbom_predicate(),
+        }
+        for i, (ptype, pred) in enumerate(preds.items()):
+            (work / f"p{i}.json").write_text(json.dumps(pred))
+            envelope = _stella("attest", "sign", "--predicate", str(work / f"p{i}.json"), "--type", ptype, "--image", images["offline"], "--key", str(work / "release.key"), env=env)
+            (work / f"e{i}.json").write_text(envelope)
+            _stella("attest", "attach", "--image", images["offline"], "--attestation", str(work / f"e{i}.json"), env=env)
+        sigstore = TestSigstore()
+        statement = dsse.make_statement(f"{host}/app", digests["logged"], SCAN, scan_predicate(now, []))
+        with loopback_client() as client:
+            attach(client, parse_reference(images["logged"]), sigstore.attest(statement).bundle_json(), formats=("bundle", "legacy"))
+        root = work / "trusted_root.json"
+        root.write_bytes(sigstore.trusted_root_json())
+        config = (
+            "attestation:\n"
+            f"  trustRoots:\n    offline: true\n    bundlePath: {root}\n"
+            "  authorities:\n"
+            f"    - name: release-key\n      key: {{path: {work / 'release.pub'}}}\n"
+            f"    - name: ci\n      keyless: {{issuer: '{ISSUER}', subject: '{IDENTITY}'}}\n"
+            "  requireTlog: false\n"
+            "registries:\n  allowPrivate: true\n"
+            f"store: {{dsn: 'sqlite:///{work / 'store.db'}'}}\n"
         )
-        port = _free_port()
-        procs.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "stella"), "serve", "--plain-http", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        base = f"http://127.0.0.1:{port}"
-        _wait_http(base + "/healthz")
-        keys = sorted(images.values()) + [f"{host}/app@sha256:nothex"]
-        answer = _post(base + "/gatekeeper/v1/verify", {"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": keys}})
-        if answer.get("response", {}).get("systemError"):
+        provider = start_provider(work / "provider", config)
+        answer = provider.verify(*sorted(images.values()), f"{host}/app@sha256:nothex")
+        if answer["response"].get("systemError"):
             raise SystemExit(f"the provider reported a system error: {answer['response']['systemError']}")
         cases: dict[str, dict[str, Any]] = {}
         for item in answer["response"]["items"]:
             stable = json.loads(json.dumps(item).replace(host, STABLE_HOST))
-            name = "recorded_" + (stable["key"].rsplit(":", 1)[-1] if "@" not in stable["key"] else "invalid_reference")
-            cases[name] = stable
+            tag = stable["key"].rsplit(":", 1)[-1]
+            cases["recorded_invalid_reference" if "@" in stable["key"] else "recorded_" + tag.removeprefix("recorded-")] = stable
         return cases
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+        if provider is not None:
+            provider.stop()
+        _stop(registry)
+        shutil.rmtree(registry_tmp, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _tar(path: Path, work: Path) -> str:
-    import tarfile
-
-    out = work / (path.name + ".tar")
-    with tarfile.open(out, "w") as tar:
-        tar.add(path, arcname=path.name)
-    return str(out)
-
-
-def _cosign_attest(work: Path, env: dict[str, str], host: str, name: str, digest: str, ptype: str, pred: dict[str, Any]) -> None:
-    """cosign attest refuses non-URI types, so sign the statement as a blob and attach it (DESIGN §4)."""
-    statement = {
-        "_type": "https://in-toto.io/Statement/v0.1",
-        "predicateType": ptype,
-        "subject": [{"name": f"{host}/app", "digest": {"sha256": digest.split(":", 1)[1]}}],
-        "predicate": pred,
-    }
-    st = work / f"{name}-{abs(hash(ptype))}.json"
-    st.write_text(json.dumps(statement))
-    env_out = work / (st.name + ".dsse")
-    _run(
-        [str(TOOLS / "cosign"), "attest-blob", "--yes", "--key", str(work / "cosign.key"), "--statement", str(st), "--new-bundle-format=false",
-         "--tlog-upload=false", "--use-signing-config=false", "--output-signature", str(env_out), "--type", ptype],
-        env=env,
-    )
-    envelope = env_out.read_text()
-    if not envelope.lstrip().startswith("{"):
-        envelope = base64.b64decode(envelope).decode()
-        env_out.write_text(envelope)
-    _run([str(TOOLS / "cosign"), "attach", "attestation", "--attestation", str(env_out), f"{host}/app@{digest}"], env=env)
-
-
-def _wait_http(url: str, timeout: float = 30.0) -> None:
-    import requests
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the provider did not come up at {url}")
 
 
 def main() -> int:

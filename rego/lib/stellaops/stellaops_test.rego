@@ -415,3 +415,32 @@ test_success_scan_problems if {
 	unlogged := {"attestations": [_att({"predicateType": "stellaops.io/predicates/scan-result@v1", "createdSigned": false, "predicateSummary": {"scanId": "s1"}})]}
 	stellaops.scan_problems(unlogged, {"maxAgeHours": 1}, now, set()) == {"its newest scan-result <s1> has no signed or logged time, so its age (max 1 hours) cannot be checked; attach a scan whose predicate carries scannedAt"}
 }
+
+# ---- verdicts recorded from the real provider -------------------------------------------------
+
+test_success_recorded_logged_keyless_passes_the_seed_check if {
+	att := stellaops.get_attestation(stub.recorded_logged, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	stellaops.verify_attestation(att)
+	stellaops.verify_attestation_by(att, {"identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subjectRegExp": "https://github\\.com/acme/app/\\.github/workflows/.*@refs/heads/main",
+	}]})
+	not stellaops.verify_attestation_by(att, {"authorities": ["release-key"]})
+}
+
+test_fail_recorded_offline_needs_require_tlog_false if {
+	att := stellaops.get_attestation(stub.recorded_offline, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+	not stellaops.verify_attestation(att)
+	stellaops.verify_attestation_by(att, {"requireTlog": false, "authorities": ["release-key"]})
+	stellaops.verify_attestation_by(att, {"requireTlog": false, "keyIds": [att.signers[0].keyId]})
+	counts := stellaops.scan_counts(att.predicateSummary, set())
+	counts.critical == 1
+}
+
+test_fail_recorded_unsigned_and_invalid_reference if {
+	verdict := stellaops.verdict(stub.recorded_unsigned) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	contains(stellaops.why_not_accepted(verdict, "stellaops.io/predicates/sbom@v1", {}), "(provider: NO_ATTESTATION: no attestation is attached to registry.example.com/app@sha256:")
+	errors := stellaops.provider_errors([stub.recorded_invalid_reference, stub.recorded_logged]) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	object.keys(errors) == {stub.recorded_invalid_reference}
+	contains(errors[stub.recorded_invalid_reference], "INVALID_REFERENCE: digest in")
+}

@@ -29,5 +29,5 @@ test_violation_when_sbom_missing_or_unverified if {
 }
 
 test_violation_when_provider_fails if {
-	_violations([stub.invalid_reference], {}) == {"container <c0> image <registry.example.com/app@sha256:nothex>: the StellaOps provider refused image <registry.example.com/app@sha256:nothex>: INVALID_REFERENCE: registry.example.com/app@sha256:nothex is not a valid image reference: the digest must be sha256:<64 hex>"}
+	_violations([stub.invalid_reference], {}) == {"container <c0> image <registry.example.com/app@sha256:nothex>: the StellaOps provider refused image <registry.example.com/app@sha256:nothex>: INVALID_REFERENCE: digest in 'registry.example.com/app@sha256:nothex' 'sha256:nothex' must have exactly 64 lower-case hex characters after sha256:, got 6"}
 }

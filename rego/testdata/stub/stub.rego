@@ -18,7 +18,7 @@ tampered := data.verdicts.tampered.key
 
 stale := data.verdicts.stale.key
 
-invalid_reference := data.verdicts.invalid_reference.key
+invalid_reference := data.verdicts.recorded_invalid_reference.key
 
 unreachable := "registry.example.com/app:unreachable"
 
@@ -96,3 +96,12 @@ future_schema(request) := {
 
 # Not an object at all.
 not_an_object(_) := "oops"
+
+# Keys recorded from the real provider (see verdicts/SOURCE.md).
+recorded_logged := data.verdicts.recorded_logged.key
+
+recorded_offline := data.verdicts.recorded_offline.key
+
+recorded_unsigned := data.verdicts.recorded_unsigned.key
+
+recorded_invalid_reference := data.verdicts.recorded_invalid_reference.key

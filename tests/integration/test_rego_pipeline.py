@@ -1,0 +1,169 @@
+"""`opa eval` in a pipeline, end to end on real parts: a real registry (ocireg), attestations
+attached by `stella` (key-signed, offline) and made with the offline test Sigstore (keyless,
+logged in its Rekor), the provider under gunicorn (`stella serve --plain-http`), and the real
+`opa` with the http.send transport: the seed guide's Rego v0 snippet from its bundle
+(rego/bundles/seed) and the shipped policies from rego/bundles/pipeline. `--fail-defined` gives
+CI its exit code: 0 when nothing is denied, 1 when something is (or on errors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.images import loopback_client, push_test_image
+from tests.fixtures.provider import ProviderProcess, free_port, start_provider
+from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
+from tests.fixtures.tools import tool
+
+ROOT = Path(__file__).resolve().parents[2]
+STELLA = str(Path(sys.executable).parent / "stella")
+SEED = ROOT / "rego" / "bundles" / "seed"
+PIPELINE = ROOT / "rego" / "bundles" / "pipeline"
+SCAN = "stellaops.io/predicates/scan-result@v1"
+
+
+def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
+    items = [{"id": i, "severity": s, "package": {"name": "openssl", "version": "3.0.1"}} for i, s in findings]
+    return {
+        "scanner": {"name": "stellaops-scanner", "version": "1.0"},
+        "scanId": "scan-pipeline",
+        "scannedAt": "2026-11-25T10:00:00Z",
+        "findings": items,
+        "summary": {s: sum(1 for _, sev in findings if sev == s) for s in ("critical", "high", "medium", "low", "unknown")},
+    }
+
+
+def stella(*args: str) -> str:
+    proc = subprocess.run([STELLA, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
+    assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def world(ocireg: str, test_sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from stellaops import dsse
+    from stellaops.attach import attach
+    from stellaops.reference import parse_reference
+
+    d = tmp_path_factory.mktemp("rego-pipeline")
+    images = {name: f"{ocireg}/pipeline/{name}:v1" for name in ("logged", "offline", "critical", "unsigned")}
+    digests = {name: push_test_image(ocireg, f"pipeline/{name}", "v1") for name in images}
+
+    # Keyless, logged in the test Rekor: what the seed's verify_attestation accepts.
+    statement = dsse.make_statement(f"{ocireg}/pipeline/logged", digests["logged"], SCAN, scan_predicate([]))
+    with loopback_client() as client:
+        attach(client, parse_reference(images["logged"]), test_sigstore.attest(statement).bundle_json(), formats=("bundle", "legacy"))
+
+    # Key-signed offline by stella (no transparency log).
+    stella("key", "generate", "--output-key-prefix", str(d / "release"))
+    for name, findings in (("offline", []), ("critical", [("CVE-2026-0001", "critical")])):
+        (d / f"{name}.json").write_text(json.dumps(scan_predicate(findings)))
+        envelope = stella("attest", "sign", "--predicate", str(d / f"{name}.json"), "--type", SCAN, "--image", images[name], "--key", str(d / "release.key"))
+        (d / f"{name}.dsse.json").write_text(envelope)
+        stella("attest", "attach", "--image", images[name], "--attestation", str(d / f"{name}.dsse.json"))
+
+    root = d / "trusted_root.json"
+    root.write_bytes(test_sigstore.trusted_root_json())
+    config = (
+        "attestation:\n"
+        f"  trustRoots:\n    offline: true\n    bundlePath: {root}\n"
+        "  authorities:\n"
+        f"    - name: release-key\n      key: {{path: {d / 'release.pub'}}}\n"
+        f"    - name: ci\n      keyless: {{issuer: '{ISSUER}', subject: '{IDENTITY}'}}\n"
+        "  requireTlog: false\n"
+        "registries:\n  allowPrivate: true\n"
+        f"store: {{dsn: 'sqlite:///{d / 'store.db'}'}}\n"
+    )
+    provider = start_provider(d / "provider", config)
+    yield {"dir": d, "images": images, "provider": provider}
+    provider.stop()
+
+
+def pod(*images: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}, "spec": {"containers": [{"name": f"c{i}", "image": img} for i, img in enumerate(images)]}}
+
+
+def opa_eval(workdir: Path, bundles: list[Path], doc: dict[str, Any], query: str, *, url: str, data: dict[str, Any] | None = None) -> tuple[int, list[Any]]:
+    """Run `opa eval --fail-defined` as a CI job would; returns (exit code, values of the query)."""
+    (workdir / "input.json").write_text(json.dumps(doc))
+    cmd = [tool("opa"), "eval", "--fail-defined", "--format", "json", "--input", str(workdir / "input.json")]
+    for b in bundles:
+        cmd += ["--bundle", str(b)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STELLAOPS_")}
+    if data is not None:
+        (workdir / "config.json").write_text(json.dumps(data))
+        cmd += ["--data", str(workdir / "config.json")]
+    else:
+        env["STELLAOPS_PROVIDER_URL"] = url
+    proc = subprocess.run([*cmd, query], capture_output=True, text=True, timeout=60, env=env)
+    result = json.loads(proc.stdout).get("result", []) if proc.stdout.strip() else []
+    values = [r["bindings"]["x"] for r in result]
+    return proc.returncode, values
+
+
+def test_seed_snippet_allows_a_logged_verified_image(world: dict[str, Any], tmp_path: Path) -> None:
+    rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(world["images"]["logged"]), "x := data.stellaops.attestation.deny[_]", url=world["provider"].url)
+    assert (rc, denied) == (0, [])
+
+
+def test_seed_snippet_denies_unsigned_and_unlogged_images(world: dict[str, Any], tmp_path: Path) -> None:
+    imgs = world["images"]
+    rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(imgs["logged"], imgs["unsigned"], imgs["offline"]), "x := data.stellaops.attestation.deny[_]", url=world["provider"].url)
+    assert rc == 1
+    assert sorted(denied) == sorted(f"Image {imgs[n]} missing valid scan attestation" for n in ("unsigned", "offline"))
+
+
+def test_seed_snippet_fails_closed_when_the_provider_is_down(world: dict[str, Any], tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(world["images"]["logged"]), "x := data.stellaops.attestation.deny[_]", url=down)
+    assert rc == 1 and denied == [f"Image {world['images']['logged']} missing valid scan attestation"]
+
+
+def _review(resource: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"review": {"object": resource}, "parameters": parameters}
+
+
+def test_policy_bundle_allows_offline_signatures_when_the_constraint_says_so(world: dict[str, Any], tmp_path: Path) -> None:
+    imgs = world["images"]
+    doc = _review(pod(imgs["offline"], imgs["logged"]), {"predicateTypes": [SCAN], "requireTlog": False})
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], doc, "x := data.stellaopsrequireattestations.violation[_].msg", url=world["provider"].url)
+    assert (rc, msgs) == (0, [])
+
+
+def test_policy_bundle_denies_with_a_message_naming_container_image_type(world: dict[str, Any], tmp_path: Path) -> None:
+    imgs = world["images"]
+    doc = _review(pod(imgs["unsigned"], imgs["offline"]), {"predicateTypes": [SCAN]})
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], doc, "x := data.stellaopsrequireattestations.violation[_].msg", url=world["provider"].url)
+    assert rc == 1 and len(msgs) == 2
+    unsigned = next(m for m in msgs if imgs["unsigned"] in m)
+    assert unsigned.startswith(f"container <c0> image <{imgs['unsigned']}>: no attestation of type <{SCAN}> is attached")
+    offline = next(m for m in msgs if imgs["offline"] in m)
+    assert "no verified transparency-log entry" in offline and "requireTlog: false" in offline
+
+
+def test_scan_thresholds_with_provider_url_from_data(world: dict[str, Any], tmp_path: Path) -> None:
+    imgs = world["images"]
+    params = {"maxCounts": {"critical": 0}, "requireTlog": False, "signers": {"authorities": ["release-key"]}}
+    data = {"stellaops": {"config": {"provider_url": world["provider"].url, "timeout": "10s"}}}
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], _review(pod(imgs["offline"]), params), "x := data.stellaopsscanthresholds.violation[_].msg", url="", data=data)
+    assert (rc, msgs) == (0, [])
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], _review(pod(imgs["critical"]), params), "x := data.stellaopsscanthresholds.violation[_].msg", url="", data=data)
+    assert rc == 1 and len(msgs) == 1 and "finds critical 1 (max 0)" in msgs[0]
+
+
+def test_policy_bundle_fails_closed_without_a_provider_url(world: dict[str, Any], tmp_path: Path) -> None:
+    doc = _review(pod(world["images"]["logged"]), {"predicateTypes": [SCAN]})
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], doc, "x := data.stellaopsrequireattestations.violation[_].msg", url="", data={})
+    assert rc == 1 and len(msgs) == 1 and "no provider URL is configured" in msgs[0]
+
+
+def test_provider_process_is_the_real_one(world: dict[str, Any]) -> None:
+    provider: ProviderProcess = world["provider"]
+    status, body = provider.get("/healthz")
+    assert status == 200 and provider.proc is not None and provider.proc.poll() is None
