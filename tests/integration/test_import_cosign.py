@@ -38,6 +38,7 @@ class Downloaded:
     digest: str
     output: bytes  # exactly what `cosign download attestation` printed
     other_image: str  # another image in the same registry (its digest is not the subject)
+    public_key: Path  # cosign.pub of the key that signed both attestations
 
 
 def _run(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess[bytes]:  # type: ignore[no-untyped-def]
@@ -70,7 +71,9 @@ def downloaded(ocireg, tmp_path_factory) -> Downloaded:  # type: ignore[no-untyp
     _run([cosign, "attest", *offline, "--new-bundle-format=false", "--type", "slsaprovenance",
           "--predicate", "provenance.json", image], root)  # fmt: skip
     out = _run([cosign, "download", "attestation", image], root).stdout
-    return Downloaded(image=image, digest=digest, output=out, other_image=f"{ocireg}/demo/other:v1.0.0")
+    return Downloaded(
+        image=image, digest=digest, output=out, other_image=f"{ocireg}/demo/other:v1.0.0", public_key=root / "cosign.pub"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -202,3 +205,50 @@ def test_api_image_that_does_not_exist_is_422(downloaded, config_file) -> None: 
         headers={"Authorization": f"Bearer {TOKEN}"}, content_type="application/json",
     )  # fmt: skip
     assert resp.status_code == 422 and resp.get_json()["error"]["reason"] == "MANIFEST_NOT_FOUND"
+
+
+def test_provider_verifies_imported_attestations_as_source_imported(downloaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """cosign download attestation → stella attest import → provider verdict ``source: imported``.
+
+    The image is copied to a repository that holds no attestations (referrers are per
+    repository), so whatever the provider verifies can only come from the store."""
+    from stellaops.app import create_app
+
+    registry = downloaded.image.split("/")[0]
+    bare = f"{registry}/demo/copy:v1.0.0"
+    _run([tool("crane"), "copy", downloaded.image, bare], tmp_path)
+    cfg = tmp_path / "stellaops.yaml"
+    cfg.write_text(
+        "attestation:\n  authorities:\n    - name: release-key\n"
+        f"      key: {{path: {downloaded.public_key}}}\n  requireTlog: false\n"
+        "registries:\n  allowPrivate: true\n"
+        "cache:\n  negativeTtlSeconds: 0\n"
+        f"store:\n  dsn: sqlite:///{tmp_path}/store.db\n"
+    )
+    request = {"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": [bare]}}
+
+    def verdict() -> dict:  # type: ignore[type-arg]
+        app = create_app(str(cfg))
+        try:
+            resp = app.test_client().post("/gatekeeper/v1/verify", json=request)
+            assert resp.status_code == 200
+            body = resp.get_json()["response"]
+            assert body["systemError"] == ""
+            (item,) = body["items"]
+            return item["value"]
+        finally:
+            app.extensions["stellaops.store"].close()
+
+    assert verdict()["attestations"] == []  # nothing in the registry for this repository
+    (tmp_path / "attestation.json").write_bytes(downloaded.output)
+    result = CliRunner().invoke(
+        cli, ["attest", "import", "--envelope", str(tmp_path / "attestation.json"), "--image", bare, "--config", str(cfg)]
+    )
+    assert result.exit_code == 0, result.output
+    value = verdict()
+    assert value["digest"] == downloaded.digest
+    atts = value["attestations"]
+    assert len(atts) == 2
+    assert all(a["source"] == "imported" and a["verified"] is True for a in atts)
+    assert all(a["signers"][0]["authority"] == "release-key" for a in atts)
+    assert all(a["annotations"]["dev.stellaops/tenant"] == "default" for a in atts)
