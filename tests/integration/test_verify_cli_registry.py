@@ -141,3 +141,27 @@ def test_verify_keyless_offline_without_trust_root_is_a_usage_error(keyless_imag
     image, _root = keyless_image
     rc, _out, err = stella("attest", "verify", image, "--offline", "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER)
     assert rc == 2 and "--trusted-root" in err
+
+
+def test_verify_with_authorities_from_the_config(keyless_image: tuple[str, Path], cosign_image: tuple[str, Path], tmp_path: Path) -> None:
+    image, root = keyless_image
+    _, keydir = cosign_image
+    config = tmp_path / "stellaops.yaml"
+    config.write_text(
+        "attestation:\n"
+        "  trustRoots:\n"
+        "    offline: true\n"
+        f"    bundlePath: {root}\n"
+        "  authorities:\n"
+        "    - name: release-key\n"
+        f"      key: {{path: {keydir / 'cosign.pub'}}}\n"
+        "    - name: ci\n"
+        f"      keyless: {{issuer: '{ISSUER}', subjectRegExp: 'https://github\\.com/acme/.*'}}\n"
+        "  requireTlog: true\n"
+    )
+    rc, out, err = stella("attest", "verify", image, "--config", str(config), "--type", "stellaops.io/predicates/scan-result@v1")
+    assert rc == 0, out + err
+    assert f"keyless ci: issuer={ISSUER} subject={IDENTITY}" in out
+    # the cosign image's key-signed attestations have no log entry: requireTlog refuses them
+    rc, out, err = stella("attest", "verify", cosign_image[0], "--config", str(config), "--type", "slsaprovenance1")
+    assert rc == 1 and "TLOG_MISSING" in out + err

@@ -202,6 +202,15 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                 "no Fulcio certificate authority is configured, so no certificate can be trusted",
                 hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
             )
+        if not m.tlog_entries[0].integrated_time:
+            from .tlog import TlogMissing
+
+            raise TlogMissing(
+                "the log entry carries no integrated time (a Rekor v2 entry), so the time of signing is not established",
+                hint="Rekor v2 entries need an RFC 3161 timestamp, which this release does not verify; use a Rekor v1 entry",
+            )
+        # The entry's time is authenticated by its SET in the tlog step; if that fails, the
+        # attestation fails, so checking the certificate at this time first is safe.
         at = m.tlog_entries[0].integrated_datetime
         chain = keyless.verify_chain(cert, m.chain, root, at)
         keyless.verify_sct(cert, chain[0] if chain else cert, root)
@@ -273,7 +282,9 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
     if root is None or not root.rekor:
         errors.append(TlogInvalid("no Rekor key is configured, so the log entry cannot be verified", hint="configure attestation.trustRoots"))
     else:
-        for entry in m.tlog_entries:
+        # for keyless signers the entry whose time validated the certificate is the one that counts
+        entries = m.tlog_entries[:1] if signers.keyless_used else m.tlog_entries
+        for entry in entries:
             try:
                 return verify_entry(
                     entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders, require_proof=m.require_proof

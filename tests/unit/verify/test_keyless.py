@@ -215,3 +215,26 @@ def test_inclusion_proof_tampered(test_sigstore: TestSigstore) -> None:
 
     result = verify_candidate(replace(att.bundle(), data=json.dumps(doc).encode()), IMAGE_DIGEST, test_sigstore.trust())
     assert _reasons(result) == ["TLOG_INVALID"]
+
+
+def test_random_corruption_never_raises_and_never_verifies_changed_content(test_sigstore: TestSigstore) -> None:
+    import random
+
+    att = test_sigstore.attest(statement())
+    trust = test_sigstore.trust()
+    original = json.loads(att.envelope)
+    rng = random.Random(1234)
+    for carrier in CARRIERS:
+        base = att.legacy() if carrier == "legacy" else att.bundle()
+        for _ in range(60):
+            data = bytearray(base.data)
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            from dataclasses import replace
+
+            result = verify_candidate(replace(base, data=bytes(data)), IMAGE_DIGEST, trust)  # must not raise
+            if result.verified:  # only a harmless change (e.g. in unused whitespace) may still verify
+                assert result.predicate == json.loads(statement())["predicate"]
+                assert original["payload"] in bytes(data).decode("utf-8", "replace")
+            else:
+                assert result.errors and result.signers == ()
