@@ -181,6 +181,7 @@ for client in "${CLIENTS[@]+"${CLIENTS[@]}"}"; do
   issue "client-$client" "$client" "basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+subjectAltName = DNS:$client
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid"
 done
