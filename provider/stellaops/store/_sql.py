@@ -36,7 +36,7 @@ class SQLStore:
 
     # -- backend hooks -------------------------------------------------------------------
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:  # pragma: no cover - abstract
+    def _transaction(self, write: bool = True) -> Iterator[Any]:  # pragma: no cover - abstract
         raise NotImplementedError
         yield
 
@@ -122,7 +122,7 @@ class SQLStore:
     def find_by_digest(self, digest: str, *, limit: int = MAX_RESULTS) -> list[Candidate]:
         """Every tenant's attestations stored under ``digest``, oldest first (at most ``limit``)."""
         check_digest(digest)
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute(
                 self._sql(
                     f"SELECT {_COLUMNS}, a.data FROM attestations a"
@@ -152,7 +152,7 @@ class SQLStore:
             query += " AND a.id IN (SELECT attestation_id FROM attestation_subjects WHERE digest = ?)"
             params += (digest,)
         query += " ORDER BY a.created_at, a.id, s.digest"
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute(self._sql(query), params)
             recs = cur.fetchall()
         rows: dict[str, Row] = {}
@@ -167,7 +167,7 @@ class SQLStore:
 
     def counts(self) -> tuple[int, int]:
         """(attestation rows, subject rows): for health output and the integrity tests."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute("SELECT COUNT(*) FROM attestations")
             atts = int(cur.fetchone()[0])
             cur.execute("SELECT COUNT(*) FROM attestation_subjects")
@@ -175,11 +175,11 @@ class SQLStore:
         return atts, subs
 
     def ping(self) -> None:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute("SELECT 1")
             cur.fetchone()
 
     def schema_version(self) -> int:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute("SELECT MAX(version) FROM schema_migrations")
             return int(cur.fetchone()[0] or 0)

@@ -80,7 +80,7 @@ class PostgresStore(SQLStore):
         )
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, write: bool = True) -> Iterator[Any]:
         import psycopg
         from psycopg_pool import PoolTimeout
 

@@ -61,13 +61,15 @@ class SQLiteStore(SQLStore):
         )
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, write: bool = True) -> Iterator[Any]:
+        # writers take the write lock up front (IMMEDIATE: no upgrade deadlock between
+        # processes); readers start a deferred transaction, which in WAL mode never blocks
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise StoreError(f"SQLite store {self.path} is closed")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.Error as exc:
                 raise self._error("is unavailable", exc) from exc
             cur = conn.cursor()
