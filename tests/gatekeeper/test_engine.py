@@ -149,3 +149,68 @@ def test_fail_constraint_with_unknown_parameter_refused(harness_factory: Any) ->
     run = _load(harness_factory, templates=[test_policy_template()], constraints=[yaml.safe_dump(constraint)])
     assert run.setup_error is not None and run.setup_error["stage"] == "constraint"
     assert "predicateTypo" in run.setup_error["message"], run.setup_error
+
+
+_LABEL_POLICY = """package k8sneedslabel
+
+violation contains {"msg": msg} if {
+	not input.review.object.metadata.labels.team
+	msg := sprintf("%s <%s> has no team label", [input.review.kind.kind, input.review.object.metadata.name])
+}
+"""
+
+
+def _label_constraint(action: str | None, name: str = "needs-team") -> str:
+    spec: dict[str, Any] = {"match": {"kinds": [{"apiGroups": ["", "apps"], "kinds": ["Pod", "Deployment"]}]}}
+    if action is not None:
+        spec["enforcementAction"] = action
+    return yaml.safe_dump({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sNeedsLabel",
+                           "metadata": {"name": name}, "spec": spec})
+
+
+@pytest.mark.parametrize(
+    ("action", "allowed", "denials", "warnings"),
+    [(None, False, 1, 0), ("deny", False, 1, 0), ("warn", True, 0, 1), ("dryrun", True, 0, 0)],
+    ids=["default", "deny", "warn", "dryrun"],
+)
+def test_success_enforcement_actions_as_the_webhook_applies_them(
+    harness_factory: Any, action: str | None, allowed: bool, denials: int, warnings: int
+) -> None:
+    run = _load(harness_factory, templates=[render_template("K8sNeedsLabel", _LABEL_POLICY, libs=[])],
+                constraints=[_label_constraint(action)])
+    assert run.setup_error is None, run.setup_error
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
+    result = run.review(bad)
+    assert result["allowed"] is allowed and len(result["denials"]) == denials and len(result["warnings"]) == warnings, result
+    assert len(result["violations"]) == 1
+    assert result["violations"][0]["message"] == "Pod <p> has no team label"
+    good = {**bad, "metadata": {"name": "q", "labels": {"team": "a"}}}
+    assert run.review(good)["violations"] == []
+
+
+def test_fail_unknown_enforcement_action_refused(harness_factory: Any) -> None:
+    run = _load(harness_factory, templates=[render_template("K8sNeedsLabel", _LABEL_POLICY, libs=[])],
+                constraints=[_label_constraint("block")])
+    assert run.setup_error is not None and run.setup_error["stage"] == "constraint", run.setup_error
+
+
+def test_success_object_files_reviewed_without_stdin(gkharness: str, tmp_path: Path) -> None:
+    """`-object FILE` mode: each YAML document is one review; Deployments are matched by apps/v1 kind."""
+    import json
+    import subprocess
+
+    (tmp_path / "t.yaml").write_text(render_template("K8sNeedsLabel", _LABEL_POLICY, libs=[]))
+    (tmp_path / "c.yaml").write_text(_label_constraint(None))
+    (tmp_path / "objs.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n"
+        "spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: []}}}\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok, labels: {team: x}}\nspec: {containers: []}\n"
+    )
+    proc = subprocess.run([gkharness, "-template", str(tmp_path / "t.yaml"), "-constraint", str(tmp_path / "c.yaml"),
+                           "-object", str(tmp_path / "objs.yaml")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert docs[0]["loaded"]["constraints"] == ["K8sNeedsLabel/needs-team"]
+    assert docs[1]["object"] == "Deployment/prod/web" and docs[1]["allowed"] is False
+    assert docs[1]["message"] == "[needs-team] Deployment <web> has no team label"
+    assert docs[2]["object"] == "Pod/default/ok" and docs[2]["allowed"] is True
