@@ -80,11 +80,8 @@ def attach(
     ann = _parse_annotations(annotations)
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
     try:
-        if attestation == "-":
-            data = click.get_binary_stream("stdin").read()
-        else:
-            with open(attestation, "rb") as fh:
-                data = fh.read()
+        with click.open_file(attestation, "rb") as fh:  # '-' is stdin
+            data = fh.read()
     except OSError as exc:
         raise StellaError(f"cannot read --attestation {attestation!r}: {exc.strerror}", reason="REQUEST_INVALID") from exc
     ref = parse_reference(image)
