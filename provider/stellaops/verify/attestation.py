@@ -379,7 +379,7 @@ def verify_candidate(
             digest=image_digest,
             created=candidate.created,
             annotations=dict(candidate.annotations),
-            errors=(ErrorItem("SIGNATURE_INVALID", f"verification failed unexpectedly: {type(exc).__name__}: {exc}", "report this as a bug"),),
+            errors=(ErrorItem("INTERNAL_ERROR", f"verification failed unexpectedly: {type(exc).__name__}: {exc}", "this is a bug: report it; the attestation is treated as unverified"),),
             envelope_digest=envelope_digest,
         )
     created, created_signed = candidate.created, False
