@@ -89,7 +89,9 @@ def pod(*images: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"}, "spec": {"containers": [{"name": f"c{i}", "image": img} for i, img in enumerate(images)]}}
 
 
-def opa_eval(workdir: Path, bundles: list[Path], doc: dict[str, Any], query: str, *, url: str, data: dict[str, Any] | None = None) -> tuple[int, list[Any]]:
+def opa_eval(
+    workdir: Path, bundles: list[Path], doc: dict[str, Any], query: str, *, url: str, data: dict[str, Any] | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[int, list[Any]]:
     """Run `opa eval --fail-defined` as a CI job would; returns (exit code, values of the query)."""
     (workdir / "input.json").write_text(json.dumps(doc))
     cmd = [tool("opa"), "eval", "--fail-defined", "--format", "json", "--input", str(workdir / "input.json")]
@@ -101,6 +103,7 @@ def opa_eval(workdir: Path, bundles: list[Path], doc: dict[str, Any], query: str
         cmd += ["--data", str(workdir / "config.json")]
     else:
         env["STELLAOPS_PROVIDER_URL"] = url
+    env.update(extra_env or {})
     proc = subprocess.run([*cmd, query], capture_output=True, text=True, timeout=60, env=env)
     result = json.loads(proc.stdout).get("result", []) if proc.stdout.strip() else []
     values = [r["bindings"]["x"] for r in result]
@@ -123,6 +126,21 @@ def test_seed_snippet_fails_closed_when_the_provider_is_down(world: dict[str, An
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(world["images"]["logged"]), "x := data.stellaops.attestation.deny[_]", url=down)
     assert rc == 1 and denied == [f"Image {world['images']['logged']} missing valid scan attestation"]
+
+
+def test_seed_snippet_fails_closed_when_the_provider_times_out(world: dict[str, Any], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        doc = _review(pod(world["images"]["logged"]), {"predicateTypes": [SCAN]})
+        rc, msgs = opa_eval(tmp_path, [PIPELINE], doc, "x := data.stellaopsrequireattestations.violation[_].msg", url=url, extra_env={"STELLAOPS_PROVIDER_TIMEOUT": "1s"})
+        assert rc == 1 and len(msgs) == 1
+        assert "could not verify image" in msgs[0] and "Timeout" in msgs[0], msgs
+        rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(world["images"]["logged"]), "x := data.stellaops.attestation.deny[_]", url=url, extra_env={"STELLAOPS_PROVIDER_TIMEOUT": "1s"})
+        assert rc == 1 and denied == [f"Image {world['images']['logged']} missing valid scan attestation"]
 
 
 def _review(resource: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
