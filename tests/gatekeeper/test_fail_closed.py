@@ -201,3 +201,14 @@ def test_fail_client_certificate_from_another_ca_denies(harness_factory: Any, gk
     ok = _harness(harness_factory, gk_stack.tls, gk_stack.verify_url)
     result = ok.review(pod("p", image))
     assert result["allowed"] is True, result
+
+
+def test_fail_no_client_certificate_denies(harness_factory: Any, gk_stack: Any) -> None:
+    """Without a client certificate (a Gatekeeper whose cert is not mounted) the real provider refuses the call."""
+    run: HarnessRun = harness_factory(
+        templates=[_template()], constraints=[(POLICY / "constraint.yaml").read_text()],
+        providers=[provider_yaml(gk_stack.verify_url, gk_stack.tls.ca_pem, timeout=2)],
+    )
+    assert run.setup_error is None, run.setup_error
+    image = f"{gk_stack.registry}/gk/no-client-cert:v1"
+    _assert_denied(run.review(pod("p", image)), f"could not verify image <{image}> now", "failed to send external data request")

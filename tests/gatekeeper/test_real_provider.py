@@ -262,6 +262,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def test_success_transient_registry_failure_not_kept_by_gatekeeper_cache(
     harness_factory: Any, provider_factory: Any, gk_stack: GatekeeperStack, tmp_path: Path,
+    images: dict[str, tuple[str, str]],
 ) -> None:
     """Registry down → deny now (systemError, not cached); registry back → the same image admitted.
 
@@ -282,12 +283,16 @@ def test_success_transient_registry_failure_not_kept_by_gatekeeper_cache(
         run = _harness(harness_factory, gk_stack, ttl="3m", url=f"{provider.url}/gatekeeper/v1/verify")
         image = f"{registry}/gk/flaky:v1"
 
+        healthy = images["bundle"][0]  # on the other registry, which stays up
+
         _stop(proc)
-        message = _denial(run.review(pod("p", image)))
+        result = run.review(pod("p", image, healthy))
+        message = _denial(result)
         assert f"could not verify image <{image}> now" in message, message
         assert "nothing was cached, the next admission retries" in message
+        assert len(result["denials"]) == 1, "the other image's verdict still came back and admits it"
 
         proc = _restartable_registry(tmp_path / "registry", port)
-        _allowed(run.review(pod("p", image)))
+        _allowed(run.review(pod("p", image, healthy)))
     finally:
         _stop(proc)
