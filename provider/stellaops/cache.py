@@ -33,6 +33,8 @@ class VerdictCache(Protocol):
 
     def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
+    def delete(self, key: str) -> None: ...
+
     def clear(self) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
@@ -80,6 +82,10 @@ class MemoryCache:
             except ValueError:  # larger than the whole cache: not cached
                 self._cache.pop(key, None)
                 self._rejected += 1
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
@@ -201,6 +207,15 @@ class RedisCache:
         self._recovered()
         with self._lock:
             self._sets += 1
+
+    def delete(self, key: str) -> None:
+        """Forget one entry (e.g. the verdict of an image that just got a new import)."""
+        if not self._available():
+            return
+        try:
+            self._client.delete(self.prefix + key)
+        except self._errors_type as exc:
+            self._failed("DEL", exc)
 
     def clear(self) -> None:
         """Delete this cache's entries (only keys under ``prefix``; never FLUSHDB). Verdict keys

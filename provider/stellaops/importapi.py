@@ -12,7 +12,8 @@ Status codes (docs/import.md):
   ``errors`` count and per-document ``results`` say which (importing is idempotent, so
   re-sending the whole body after fixing the bad documents is safe);
 - 422: every document failed (nothing stored);
-- 400: the body is not JSON documents (per-document ``problems``), or a bad query;
+- 400: the body is not JSON documents (per-document ``problems``), or a bad query (including an
+  ``image`` that does not parse, does not exist or may not be contacted);
 - 401: no token, or a token that matches no tenant (``WWW-Authenticate: Bearer``);
 - 413: the body is larger than ``importApi.maxBodyBytes`` (4 MiB by default) or holds more
   than 1000 documents; 415: another content type;
@@ -131,11 +132,8 @@ def authenticate(header: str, tokens: tuple[Any, ...]) -> str | None:
 
 
 def _status_for(exc: StellaError) -> int:
-    if exc.transient:
-        return 503
-    if exc.reason in ("INVALID_REFERENCE", "REQUEST_INVALID"):
-        return 400
-    return 422
+    """An ``image`` that cannot be resolved: retry later (503) or a bad query (400)."""
+    return 503 if exc.transient else 400
 
 
 @bp.post(IMPORT_PATH)
@@ -203,6 +201,7 @@ def import_attestations() -> tuple[Response, int]:
         return resp, status
 
     _count(report)
+    _invalidate_verdicts(report)
     log.info(
         "attestations imported",
         extra={
@@ -213,6 +212,23 @@ def import_attestations() -> tuple[Response, int]:
     )  # fmt: skip
     status = 422 if report.errors and report.errors == len(report.results) else 200
     return jsonify(report.to_json()), status
+
+
+def _invalidate_verdicts(report: Any) -> None:
+    """A new import changes the verdict of the images it is about: drop their cached verdicts
+    (through ``Engine.invalidate(digest)`` when the app's engine has it). With the Redis cache
+    this reaches every replica; with the in-process cache only this one, and the others catch
+    up within ``cache.ttlSeconds``/``negativeTtlSeconds``. Gatekeeper's own cache is not ours."""
+    engine = current_app.extensions.get("stellaops.engine")
+    invalidate = getattr(engine, "invalidate", None)
+    if not callable(invalidate):
+        return
+    digests = {d for r in report.results if r["status"] == "imported" for d in r.get("subjects", [])}
+    for digest in sorted(digests):
+        try:
+            invalidate(digest)
+        except Exception:  # noqa: BLE001 - the import is stored; a stale cache entry only expires later
+            log.warning("could not invalidate the cached verdict", extra={"digest": digest}, exc_info=True)
 
 
 def _count(report: Any) -> None:

@@ -64,3 +64,11 @@ def test_redis_stopped_is_a_miss_then_recovers(redis_server, redis_url) -> None:
     c.set("k3", b"back", 60)
     assert c.get("k3") == b"back"
     assert c.stats()["available"] is True
+
+
+def test_delete_forgets_one_entry_for_every_replica(redis_url) -> None:  # type: ignore[no-untyped-def]
+    a, b = RedisCache(redis_url), RedisCache(redis_url)
+    a.set("x", b"1", 60)
+    a.set("y", b"2", 60)
+    b.delete("x")
+    assert a.get("x") is None and a.get("y") == b"2"

@@ -197,14 +197,14 @@ def test_api_refuses_the_download_for_another_image(downloaded, config_file) -> 
     app.extensions["stellaops.store"].close()
 
 
-def test_api_image_that_does_not_exist_is_422(downloaded, config_file) -> None:  # type: ignore[no-untyped-def]
+def test_api_image_that_does_not_exist_is_400(downloaded, config_file) -> None:  # type: ignore[no-untyped-def]
     app = _app(config_file)
     registry = downloaded.image.split("/")[0]
     resp = app.test_client().post(
         f"/api/v1/attestations/import?image={registry}/demo/missing:v9", data=downloaded.output,
         headers={"Authorization": f"Bearer {TOKEN}"}, content_type="application/json",
     )  # fmt: skip
-    assert resp.status_code == 422 and resp.get_json()["error"]["reason"] == "MANIFEST_NOT_FOUND"
+    assert resp.status_code == 400 and resp.get_json()["error"]["reason"] == "MANIFEST_NOT_FOUND"
 
 
 def test_provider_verifies_imported_attestations_as_source_imported(downloaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -252,3 +252,39 @@ def test_provider_verifies_imported_attestations_as_source_imported(downloaded, 
     assert all(a["source"] == "imported" and a["verified"] is True for a in atts)
     assert all(a["signers"][0]["authority"] == "release-key" for a in atts)
     assert all(a["annotations"]["dev.stellaops/tenant"] == "default" for a in atts)
+
+
+def test_api_import_refreshes_the_providers_cached_verdict(downloaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A verdict cached before an import (negative TTL 30 s by default) is dropped by the import."""
+    from stellaops.app import create_app
+    from stellaops.engine import Engine
+
+    if not hasattr(Engine, "invalidate"):
+        pytest.skip("Engine.invalidate(digest) is not implemented yet: the import API has nothing to call")
+    registry = downloaded.image.split("/")[0]
+    bare = f"{registry}/demo/copy2:v1.0.0"
+    _run([tool("crane"), "copy", downloaded.image, bare], tmp_path)
+    (tmp_path / "acme.token").write_text(TOKEN)
+    cfg = tmp_path / "stellaops.yaml"
+    cfg.write_text(
+        "attestation:\n  authorities:\n    - name: release-key\n"
+        f"      key: {{path: {downloaded.public_key}}}\n  requireTlog: false\n"
+        "registries:\n  allowPrivate: true\n"
+        f"store:\n  dsn: sqlite:///{tmp_path}/store.db\n"
+        "importApi:\n  tokens:\n    - tenant: acme\n      tokenFile: acme.token\n"
+    )
+    app = create_app(str(cfg))
+    client = app.test_client()
+    request = {"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": [bare]}}
+    try:
+        before = client.post("/gatekeeper/v1/verify", json=request).get_json()["response"]["items"][0]["value"]
+        assert before["attestations"] == []
+        resp = client.post(
+            f"/api/v1/attestations/import?image={bare}", data=downloaded.output,
+            headers={"Authorization": f"Bearer {TOKEN}"}, content_type="application/x-ndjson",
+        )  # fmt: skip
+        assert resp.status_code == 200 and resp.get_json()["imported"] == 2
+        after = client.post("/gatekeeper/v1/verify", json=request).get_json()["response"]["items"][0]["value"]
+        assert [a["source"] for a in after["attestations"]] == ["imported", "imported"]
+    finally:
+        app.extensions["stellaops.store"].close()

@@ -126,3 +126,12 @@ def test_redis_down_is_a_miss_not_an_exception() -> None:
 def test_redis_url_password_is_not_shown() -> None:
     c = RedisCache(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     assert "hunter2" not in c.stats()["url"]
+
+
+def test_memory_cache_delete_forgets_one_entry() -> None:
+    c = MemoryCache(1000)
+    c.set("a", b"1", 60)
+    c.set("b", b"2", 60)
+    c.delete("a")
+    c.delete("missing")
+    assert c.get("a") is None and c.get("b") == b"2"
