@@ -263,3 +263,22 @@ def test_logs_never_carry_tokens_or_envelopes(client, caplog) -> None:  # type: 
     assert "attestations imported" in text
     for secret in (TOKEN_A.decode(), "wrong-secret-value", json.loads(e)["payload"][:40], json.loads(e)["signatures"][0]["sig"][:20]):
         assert secret not in text
+
+
+def test_image_on_a_loopback_registry_is_refused_unless_allowed(client) -> None:  # type: ignore[no-untyped-def]
+    # registries.allowPrivate is false by default: the provider must not be steered at
+    # loopback/private addresses by an import (refused before connecting; loopback only here)
+    from tests.fixtures.services import free_port
+
+    resp = post(client, envelope(), query=f"?image=127.0.0.1:{free_port()}/demo/app:v1")
+    assert resp.status_code == 400 and resp.get_json()["error"]["reason"] == "REGISTRY_NOT_ALLOWED"
+    assert get_store(client.application).counts() == (0, 0)
+
+
+def test_unauthenticated_request_never_reaches_the_registry(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def fail() -> None:
+        raise AssertionError("the registry must not be asked before authentication")
+
+    monkeypatch.setattr(importapi, "_registry_client", fail)
+    assert post(client, envelope(), token=None, query="?image=127.0.0.1:5000/demo/app:v1").status_code == 401
+    assert post(client, envelope(), token=b"x" * 30, query="?image=127.0.0.1:5000/demo/app:v1").status_code == 401
