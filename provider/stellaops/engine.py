@@ -223,6 +223,9 @@ class Engine:
             res = self._verify(c, c.attached_to or digest, self.config.trust)
             if not res.digest:
                 res = replace(res, digest=c.attached_to or digest)
+            required = self.config.trust.require_tlog or any(s.kind == "keyless" for s in res.signers)
+            if res.tlog.required != required:
+                res = replace(res, tlog=replace(res.tlog, required=required))
             if not res.envelope_digest:
                 unnamed.append(res)
                 continue

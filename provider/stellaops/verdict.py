@@ -41,9 +41,12 @@ class TlogResult:
     log_index: int | None = None
     integrated_time: int | None = None
     log_id: str = ""
+    # whether the provider's trust configuration required a verified log entry for this
+    # attestation (requireTlog, or a keyless signer); False is cosign's --insecure-ignore-tlog
+    required: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"verified": self.verified}
+        out: dict[str, Any] = {"verified": self.verified, "required": self.required}
         if self.log_index is not None:
             out["logIndex"] = self.log_index
         if self.integrated_time is not None:
