@@ -34,7 +34,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import RequestError, StellaError, StoreError
+from .errors import StellaError, StoreError
 from .importer import ImportSyntaxError, import_items, parse_cosign_download, resolve_image
 
 log = logging.getLogger("stellaops.importapi")
@@ -242,4 +242,4 @@ def _count(report: Any) -> None:
             IMPORTS.labels(report.tenant, status).inc(n)
 
 
-__all__ = ["bp", "get_store", "authenticate", "IMPORT_PATH", "RequestError"]
+__all__ = ["bp", "get_store", "authenticate", "IMPORT_PATH"]

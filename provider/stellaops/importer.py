@@ -330,7 +330,7 @@ def resolve_image(
     from .reference import parse_reference, validate_digest
 
     if digest is not None:
-        if digest.startswith("sha256:") or ":" in digest:
+        if ":" in digest:
             digest = validate_digest(digest, what="--digest")
         else:  # cosign's --digest takes bare hex
             digest = validate_digest("sha256:" + digest, what="--digest")
