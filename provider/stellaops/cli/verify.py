@@ -256,14 +256,14 @@ def verify(
     client = make_registry_client(cli_config)
     digest = ref.digest or client.resolve(ref).digest
     candidates = discover(client, ref, digest)
-    results: list[Any] = []
-    seen: set[str] = set()
+    by_envelope: dict[str, Any] = {}
     for c in candidates:
         res = verify_candidate(c, c.attached_to or digest, trust)
-        if res.envelope_digest in seen:
-            continue
-        seen.add(res.envelope_digest)
-        results.append(res)
+        prev = by_envelope.get(res.envelope_digest)
+        # the same envelope found in several places counts once; a verified copy wins
+        if prev is None or (res.verified and not prev.verified):
+            by_envelope[res.envelope_digest] = res
+    results = list(by_envelope.values())
     results.sort(key=lambda a: (not a.verified, a.predicate_type != wanted))
     verdict = Verdict(image=image, digest=digest, attestations=tuple(results))
     header = (

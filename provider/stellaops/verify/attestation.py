@@ -153,15 +153,13 @@ def _parse(candidate: Candidate) -> _Material:
 
 
 def _roots(trust: TrustConfig, what: str):  # type: ignore[no-untyped-def]
+    """The trust material, or None when none is configured. A configured root that cannot be
+    loaded (bad document, TUF unreachable) raises its own error, so the verdict says so."""
     from . import trustroot
 
     if trust.sigstore is None:
         return None
-    try:
-        return trustroot.from_roots(trust.sigstore)
-    except StellaError as exc:
-        _log.warning("trust root unusable for %s: %s", what, exc)
-        return None
+    return trustroot.from_roots(trust.sigstore)
 
 
 @dataclass
@@ -277,9 +275,15 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
             "no transparency log entry is attached to this attestation, and requireTlog is on",
             hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
         )
-    root = _roots(trust, "tlog")
     errors: list[StellaError] = []
-    if root is None or not root.rekor:
+    try:
+        root = _roots(trust, "tlog")
+    except StellaError as exc:
+        root = None
+        errors.append(exc)
+    if errors:
+        pass
+    elif root is None or not root.rekor:
         errors.append(TlogInvalid("no Rekor key is configured, so the log entry cannot be verified", hint="configure attestation.trustRoots"))
     else:
         # for keyless signers the entry whose time validated the certificate is the one that counts
