@@ -49,13 +49,20 @@ checked_containers(resource, parameters) := {c |
 # describe(container): how messages name a container, e.g. `container <app> image <reg/app:v1>`.
 describe(container) := sprintf("%s <%s> image <%s>", [container.kind, container.name, container.image])
 
-# provider_violations(containers): one message per container whose image has no usable verdict
-# (provider_errors). Every policy denies these: this is what makes it fail closed.
-provider_violations(containers) := {sprintf("%s: %s", [describe(c), errors[c.image]]) |
-	errors := provider_errors({c.image | some c in containers})
+# provider_violations(containers): one message per container whose image has no usable verdict.
+# Every policy denies these: this is what makes it fail closed. An image that is neither in
+# verdicts nor in provider_errors (which should not happen) is denied too.
+provider_violations(containers) := {sprintf("%s: %s", [describe(c), _no_verdict(errors, c.image)]) |
+	images := {c.image | some c in containers}
+	usable := verdicts(images)
+	errors := provider_errors(images)
 	some c in containers
-	errors[c.image]
+	not usable[c.image]
 }
+
+_no_verdict(errors, image) := errors[image] if {
+	errors[image]
+} else := sprintf("the StellaOps provider gave no usable verdict for image <%s>", [image])
 
 # requirements(parameters): the signer requirements of a constraint's parameters, for
 # verify_attestation_by: parameters.signers ({authorities, keyIds, identities}) and

@@ -50,7 +50,7 @@ keys(images) := sort({image | some image in images; is_string(image)})
 # verdicts(images) maps each image reference to its usable verdict, from one provider call.
 # Images the provider did not answer for usably are absent here and present in provider_errors.
 verdicts(images) := {image: verdict |
-	response := transport.verdicts(keys(images))
+	response := _ask(images)
 	some image in keys(images)
 	not _problem(response, image, keys(images))
 	verdict := _verdict(response, image)
@@ -59,9 +59,20 @@ verdicts(images) := {image: verdict |
 # provider_errors(images) maps each image reference without a usable verdict to a readable
 # message naming the image and the cause. Policies deny every entry: this is what fails closed.
 provider_errors(images) := {image: message |
-	response := transport.verdicts(keys(images))
+	response := _ask(images)
 	some image in keys(images)
 	message := _problem(response, image, keys(images))
+}
+
+# _ask(images): the transport's answer. A transport whose builtin failed is undefined (Gatekeeper
+# and opa run without strict builtin errors); that reads as a failed call, never as "no problem".
+_ask(images) := response if {
+	response := transport.verdicts(keys(images))
+} else := {
+	"responses": null,
+	"errors": null,
+	"system_error": "the call to the provider failed inside the policy engine (the transport builtin returned nothing)",
+	"status_code": "none",
 }
 
 # verdict(image) is the usable verdict for one image (undefined when provider_errors names it).
@@ -102,10 +113,10 @@ _problem(response, image, requested) := sprintf(
 ) if {
 	not _well_formed(_verdict(response, image))
 } else := sprintf(
-	"the verdict for image <%s> has schemaVersion %v; this library reads schemaVersion %d, upgrade the library",
-	[image, _verdict(response, image).schemaVersion, schema_version],
+	"the verdict for image <%s> has schemaVersion %v; this library reads schemaVersion %d: use the library that ships with the provider",
+	[image, object.get(_verdict(response, image), "schemaVersion", "none"), schema_version],
 ) if {
-	_verdict(response, image).schemaVersion != schema_version
+	object.get(_verdict(response, image), "schemaVersion", null) != schema_version
 }
 
 _charged_with_system_error(response, image, _) if count(_values(response, image)) != 1

@@ -271,6 +271,36 @@ test_fail_transport_answer_not_an_object if {
 	contains(errors[stub.release], "status none")
 }
 
+# A transport whose builtin failed is undefined, as Gatekeeper (no strict builtin errors) makes it.
+_undefined(images) := images if {
+	images == "never"
+}
+
+test_fail_transport_undefined if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _undefined
+	contains(errors[stub.release], "the transport builtin returned nothing")
+	stellaops.verdicts([stub.release]) == {} with data.lib.stellaops.transport.verdicts as _undefined
+	not stellaops.get_attestation(stub.release, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as _undefined
+}
+
+test_fail_missing_schema_version if {
+	errors := stellaops.provider_errors([stub.release]) with data.lib.stellaops.transport.verdicts as _unversioned
+	contains(errors[stub.release], "has schemaVersion none")
+}
+
+_unversioned(images) := {
+	"responses": [[k, object.remove(stub.items[k].value, ["schemaVersion"])] | some k in images],
+	"errors": [],
+	"system_error": "",
+	"status_code": 200,
+}
+
+test_fail_provider_violations_without_any_reason if {
+	msgs := stellaops.provider_violations({{"kind": "container", "name": "app", "image": "x"}}) with data.lib.stellaops.verdicts as {}
+		with data.lib.stellaops.provider_errors as {}
+	msgs == {"container <app> image <x>: the StellaOps provider gave no usable verdict for image <x>"}
+}
+
 test_success_keys_sorted_unique_strings if {
 	stellaops.keys({"b", "a"}) == ["a", "b"]
 	stellaops.keys(["b", "a", "b", 3]) == ["a", "b"]

@@ -94,3 +94,13 @@ test_success_no_parameters_no_types if {
 	count(policy.violation) == 0 with input as {"review": {"object": stub.pod([stub.unsigned])}}
 		with external_data as stub.external_data
 }
+
+_undefined(request) := request if {
+	request == "never"
+}
+
+test_violation_when_external_data_is_undefined if {
+	msgs := stub.messages(policy.violation) with input as stub.review(stub.pod([stub.release]), _sbom_and_scan)
+		with external_data as _undefined
+	msgs == {"container <c0> image <registry.example.com/app:v1.0.0>: the StellaOps provider could not verify image <registry.example.com/app:v1.0.0> now (status none): the call to the provider failed inside the policy engine (the transport builtin returned nothing); nothing was cached, the next admission retries"}
+}

@@ -120,3 +120,12 @@ test_fail_closed_on_http_error_status if {
 	errors := stellaops.provider_errors([stub.release]) with http.send as _server_error with data.stellaops.config as _config
 	contains(errors[stub.release], "answered HTTP 500")
 }
+
+_undefined(request) := {} if {
+	request.never_set
+}
+
+test_fail_closed_when_http_send_is_undefined if {
+	errors := stellaops.provider_errors([stub.release]) with http.send as _undefined with data.stellaops.config as _config
+	contains(errors[stub.release], "the transport builtin returned nothing")
+}
