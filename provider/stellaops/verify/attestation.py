@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -357,6 +357,7 @@ def verify_candidate(
         predicate_type = statement.predicate_type
         dsse.require_subject(statement, image_digest)
         tlog_result = _check_tlog(m, trust, found)
+        tlog_result = replace(tlog_result, required=trust.require_tlog or found.keyless_used)
         if candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m):
             _check_with_sigstore(m, trust)
         summary = _summary(statement.predicate_type, statement.predicate)

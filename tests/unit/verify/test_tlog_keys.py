@@ -109,3 +109,12 @@ def test_inclusion_proofs_for_every_position_of_small_trees() -> None:
                     root_from_inclusion_proof(index, size, leaves[index], proof[:-1])
         with pytest.raises(TlogInvalid):
             root_from_inclusion_proof(size, size, leaves[0], ())
+
+
+def test_tlog_required_flag_in_the_verdict(test_sigstore: TestSigstore, p256_key) -> None:  # type: ignore[no-untyped-def]
+    env = envelope_bytes(statement(), [p256_key])
+    cand = Candidate(kind="dsse", data=env, source="cosign-tag", attached_to="")
+    lax = verify_candidate(cand, IMAGE_DIGEST, test_sigstore.trust(key_authority(p256_key), require_tlog=False))
+    assert lax.verified and lax.tlog.to_json() == {"verified": False, "required": False}
+    keyless = verify_candidate(test_sigstore.attest(statement()).legacy(), IMAGE_DIGEST, test_sigstore.trust(require_tlog=False))
+    assert keyless.verified and keyless.tlog.to_json()["required"] is True and keyless.tlog.verified
