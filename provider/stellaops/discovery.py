@@ -35,7 +35,9 @@ skipping can only hide an attestation, never make one pass.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -157,59 +159,93 @@ def _platform_targets(client: RegistryClient, ref: Reference, digest: str) -> li
     return out
 
 
+@dataclass
+class _Outcome:
+    """What one referrer or layer gave: candidates, problems, and unrelated artifacts seen."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    unrelated: int = 0
+
+
 class _Walker:
-    def __init__(self, client: RegistryClient, ref: Reference, result: Discovery, *, signatures: bool = False) -> None:
+    """Walks one image's sources. Manifests and blobs of different referrers are fetched by a
+    small thread pool (each worker runs in a copy of the caller's context, so the registry
+    deadline applies there too); results are merged in listing order, so output is stable."""
+
+    def __init__(
+        self, client: RegistryClient, ref: Reference, result: Discovery, *, signatures: bool = False, workers: int = 4
+    ) -> None:
         self.client = client
         self.ref = ref
         self.result = result
         self.signatures = signatures  # keep cosign v3 *signature* bundles (download does, as cosign)
+        self.workers = workers
 
     def _is_signature(self, annotations: dict[str, str]) -> bool:
         return not self.signatures and annotations.get(ANN_BUNDLE_PREDICATE) == COSIGN_SIGN_PREDICATE
 
-    def problem(self, target: str, location: str, err: StellaError) -> None:
+    def _map(self, fn: Any, items: list[Any]) -> list[_Outcome]:
+        if len(items) <= 1 or self.workers <= 1:
+            return [fn(i) for i in items]
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(items)), thread_name_prefix="discovery")
+        try:
+            futures = [pool.submit(contextvars.copy_context().run, fn, i) for i in items]
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _merge(self, outcomes: list[_Outcome]) -> None:
+        for o in outcomes:
+            for c in o.candidates:
+                self.result.add(c)
+            self.result.problems.extend(o.problems)
+            self.result.skipped_unrelated += o.unrelated
+
+    @staticmethod
+    def _problem(out: _Outcome, target: str, location: str, err: StellaError) -> None:
         if err.transient:
             raise err
-        self.result.problems.append(Problem(target, location, err.reason, err.detail))
+        out.problems.append(Problem(target, location, err.reason, err.detail))
         log.info("discovery skipped %s: %s", location, err)
 
     def referrers(self, target: str) -> None:
         c, ref = self.client, self.ref
         listing = c.list_referrers(ref.registry, ref.repository, target)
         self.result.referrer_sources[target] = listing.source
+        wanted: list[Descriptor] = []
         for desc in listing:
-            kind = classify(desc.artifact_type)
-            if kind == "unrelated":
-                self.result.skipped_unrelated += 1
+            if classify(desc.artifact_type) == "unrelated" or self._is_signature(desc.annotations):
+                self.result.skipped_unrelated += 1  # decided from the listing alone: nothing fetched
                 continue
-            if self._is_signature(desc.annotations):
-                self.result.skipped_unrelated += 1
-                continue
-            location = f"{ref.name}@{desc.digest}"
-            try:
-                m = c.get_manifest(ref.registry, ref.repository, desc.digest)
-                if m.is_index:
-                    raise RegistryError(f"referrer {desc.digest} is an index, not an artifact manifest")
-                subject = m.subject
-                if listing.source == "tag" and (subject is None or subject.digest != target):
-                    raise RegistryError(
-                        f"referrer {desc.digest} listed by the fallback tag has subject "
-                        f"{subject.digest if subject else 'none'}, expected {target}"
-                    )
-                if kind == "ambiguous" or kind != _manifest_kind(m):
-                    kind = _manifest_kind(m)
-                if kind == "unrelated":
-                    self.result.skipped_unrelated += 1
-                    continue
-                if self._is_signature(m.annotations):
-                    self.result.skipped_unrelated += 1
-                    continue
-                if kind == "bundle":
-                    self._bundle(target, m, location)
-                else:
-                    self._dsse_referrer(target, m, location, listing.source)
-            except StellaError as err:
-                self.problem(target, location, err)
+            wanted.append(desc)
+        self._merge(self._map(lambda d: self._referrer(target, d, listing.source), wanted))
+
+    def _referrer(self, target: str, desc: Descriptor, listing_source: str) -> _Outcome:
+        c, ref = self.client, self.ref
+        out = _Outcome()
+        location = f"{ref.name}@{desc.digest}"
+        try:
+            m = c.get_manifest(ref.registry, ref.repository, desc.digest)
+            if m.is_index:
+                raise RegistryError(f"referrer {desc.digest} is an index, not an artifact manifest")
+            subject = m.subject
+            if listing_source == "tag" and (subject is None or subject.digest != target):
+                raise RegistryError(
+                    f"referrer {desc.digest} listed by the fallback tag has subject "
+                    f"{subject.digest if subject else 'none'}, expected {target}"
+                )
+            kind = _manifest_kind(m)  # the manifest's own fields decide, not the listing's
+            if kind == "unrelated" or self._is_signature(m.annotations):
+                out.unrelated += 1
+                return out
+            if kind == "bundle":
+                out.candidates.append(self._bundle(target, m, location))
+            else:
+                self._dsse_referrer(out, target, m, location, listing_source)
+        except StellaError as err:
+            self._problem(out, target, location, err)
+        return out
 
     def _blob(self, desc: Descriptor) -> bytes:
         limit = self.client.limits.blob_bytes
@@ -219,7 +255,7 @@ class _Walker:
             )
         return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
 
-    def _bundle(self, target: str, m: Manifest, location: str) -> None:
+    def _bundle(self, target: str, m: Manifest, location: str) -> Candidate:
         layers = [d for d in m.layers if d.media_type.startswith(BUNDLE_PREFIX)]
         if len(layers) != 1:
             raise RegistryError(
@@ -227,14 +263,12 @@ class _Walker:
             )
         data = self._blob(layers[0])
         ann = m.annotations
-        self.result.add(
-            Candidate(
-                kind=KIND_BUNDLE, data=data, source=SOURCE_BUNDLE, attached_to=target, location=location,
-                annotations=ann, artifact_type=m.artifact_type, created=ann.get(ANN_CREATED, ""),
-            )
+        return Candidate(
+            kind=KIND_BUNDLE, data=data, source=SOURCE_BUNDLE, attached_to=target, location=location,
+            annotations=ann, artifact_type=m.artifact_type, created=ann.get(ANN_CREATED, ""),
         )
 
-    def _dsse_referrer(self, target: str, m: Manifest, location: str, listing_source: str) -> None:
+    def _dsse_referrer(self, out: _Outcome, target: str, m: Manifest, location: str, listing_source: str) -> None:
         layers = [d for d in m.layers if d.media_type == DSSE_MEDIA_TYPE]
         if not layers:
             raise RegistryError(f"DSSE referrer {m.digest} has no {DSSE_MEDIA_TYPE} layer")
@@ -245,9 +279,9 @@ class _Walker:
             try:
                 data = self._blob(d)
             except StellaError as err:
-                self.problem(target, loc, err)
+                self._problem(out, target, loc, err)
                 continue
-            self.result.add(
+            out.candidates.append(
                 Candidate(
                     kind=KIND_DSSE, data=data, source=source, attached_to=target, location=loc,
                     annotations={**ann, **d.annotations}, artifact_type=m.artifact_type or DSSE_MEDIA_TYPE,
@@ -272,25 +306,29 @@ class _Walker:
                 f"{ref.name}:{tag} has {len(layers)} layers, more than the limit of {c.limits.referrers}",
                 reason="LIMIT_EXCEEDED",
             )
-        for d in layers:
-            location = f"{ref.name}:{tag}@{d.digest}"
-            if d.media_type != DSSE_MEDIA_TYPE:
-                self.result.problems.append(
-                    Problem(target, location, "REGISTRY_ERROR", f"layer media type {d.media_type!r} is not {DSSE_MEDIA_TYPE}")
-                )
-                continue
-            try:
-                data = self._blob(d)
-            except StellaError as err:
-                self.problem(target, location, err)
-                continue
-            self.result.add(
-                Candidate(
-                    kind=KIND_DSSE, data=data, source=SOURCE_COSIGN_TAG, attached_to=target, location=location,
-                    annotations=dict(d.annotations), cosign=_cosign_annotations(d.annotations),
-                    artifact_type=DSSE_MEDIA_TYPE, created=d.annotations.get(ANN_CREATED, ""),
-                )
+        self._merge(self._map(lambda d: self._att_layer(target, tag, d), layers))
+
+    def _att_layer(self, target: str, tag: str, d: Descriptor) -> _Outcome:
+        out = _Outcome()
+        location = f"{self.ref.name}:{tag}@{d.digest}"
+        if d.media_type != DSSE_MEDIA_TYPE:
+            out.problems.append(
+                Problem(target, location, "REGISTRY_ERROR", f"layer media type {d.media_type!r} is not {DSSE_MEDIA_TYPE}")
             )
+            return out
+        try:
+            data = self._blob(d)
+        except StellaError as err:
+            self._problem(out, target, location, err)
+            return out
+        out.candidates.append(
+            Candidate(
+                kind=KIND_DSSE, data=data, source=SOURCE_COSIGN_TAG, attached_to=target, location=location,
+                annotations=dict(d.annotations), cosign=_cosign_annotations(d.annotations),
+                artifact_type=DSSE_MEDIA_TYPE, created=d.annotations.get(ANN_CREATED, ""),
+            )
+        )
+        return out
 
 
 def discover_all(

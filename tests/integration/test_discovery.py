@@ -389,3 +389,33 @@ def test_layer_digest_is_the_envelope_hash(ocireg: str) -> None:
     [cand] = discover(client, ref, digest)
     assert cand.location.endswith("@sha256:" + hashlib.sha256(env).hexdigest())
     assert base64.b64decode(json.loads(cand.data)["payload"])
+
+
+def test_deadline_reaches_the_parallel_fetches(tampering_proxy: TamperingProxy) -> None:
+    import threading
+    import time
+
+    from stellaops.registry import deadline_scope
+
+    key = make_key()
+    client, ref, digest = _image(tampering_proxy.upstream, "disc/deadline")
+    for _ in range(3):
+        attach(client, ref, make_envelope(key, ref.name, digest), formats=("dsse",))
+    referrers = {d.digest for d in client.list_referrers(ref.registry, ref.repository, digest)}
+    release = threading.Event()
+
+    def slow(ex: Exchange) -> Any:
+        if any(d in ex.path for d in referrers):
+            release.wait(10)
+        return None
+
+    tampering_proxy.rules.append(slow)
+    via = parse_reference(f"{tampering_proxy.address}/disc/deadline:v1")
+    start = time.monotonic()
+    try:
+        with deadline_scope(time.monotonic() + 0.5), pytest.raises(StellaError) as info:
+            discover(RegistryClient(policy=RegistryPolicy(allow_private=True)), via, digest)
+    finally:
+        release.set()
+    assert info.value.reason == "DEADLINE_EXCEEDED"
+    assert time.monotonic() - start < 10  # the workers obeyed the caller's deadline
