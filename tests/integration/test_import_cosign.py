@@ -288,3 +288,4 @@ def test_api_import_refreshes_the_providers_cached_verdict(downloaded, tmp_path)
         assert [a["source"] for a in after["attestations"]] == ["imported", "imported"]
     finally:
         app.extensions["stellaops.store"].close()
+

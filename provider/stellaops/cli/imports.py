@@ -49,8 +49,9 @@ def import_(
     well-formed in-toto DSSE envelope (or a sigstore bundle holding one), and with --image
     its statement must name the image's digest. Importing the same envelope again is a no-op.
 
-    Exit codes: 0 all imported or already present; 1 some document was refused; 2 the file
-    is not JSON or a usage/configuration error; 3 the store or registry is unavailable.
+    Exit codes: 0 all imported or already present; 1 some document was refused
+    (or the file holds none); 2 the file is not JSON or a usage/configuration error;
+    3 the store or registry is unavailable.
 
     \b
     Examples:
