@@ -289,3 +289,25 @@ def test_help_texts_have_examples() -> None:
     for command in ("attach", "oci-list", "download"):
         out = _ok(stella("attest", command, "--help"))
         assert "Examples:" in out and "registry.example.com/app:v1.0.0" in out
+
+
+def test_oci_list_imported(ocireg: str, tmp_path: Path) -> None:
+    from stellaops.store import open_store
+
+    digest = push_test_image(ocireg, "cli/imported", "v1")
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    try:
+        store.put("acme", make_envelope(make_key(), f"{ocireg}/cli/imported", digest), kind="dsse",
+                  subject_digests=[digest], predicate_type=SLSA02, image=None, annotations={})
+    finally:
+        store.close()
+    (tmp_path / "stellaops.yaml").write_text(f"store:\n  dsn: sqlite:///{db}\n")
+    ref = f"{ocireg}/cli/imported:v1"
+    without = json.loads(_ok(stella("attest", "oci-list", "--image", ref, "-o", "json", "--config", "stellaops.yaml")))
+    assert without["attestations"] == []
+    doc = json.loads(_ok(stella("attest", "oci-list", "--image", ref, "-o", "json", "--imported",
+                                "--config", "stellaops.yaml")))
+    assert [(e["source"], e["predicateType"]) for e in doc["attestations"]] == [("imported", SLSA02)]
+    text = _ok(stella("attest", "oci-list", "--image", ref, "--imported", "--config", "stellaops.yaml"))
+    assert "Imported attestations (store)" in text

@@ -111,10 +111,14 @@ def _entry(c: Candidate) -> dict[str, Any]:
 
 @click.command("oci-list")
 @click.option("--image", "image", required=True, metavar="REF", help="The image (tag or digest).")
+@click.option(
+    "--imported", is_flag=True,
+    help="Also list attestations imported into the configured store (stella attest import), as the provider sees them.",
+)
 @output_option
 @config_option
 @verbose_option
-def oci_list(image: str, output: str, config_path: str | None, verbose: bool) -> None:
+def oci_list(image: str, imported: bool, output: str, config_path: str | None, verbose: bool) -> None:
     """List every attestation attached to IMAGE, from every place it can live.
 
     Looks at the OCI 1.1 referrers API (or the sha256-<digest> referrers tag on registries
@@ -126,6 +130,7 @@ def oci_list(image: str, output: str, config_path: str | None, verbose: bool) ->
     Examples:
       stella attest oci-list --image registry.example.com/app:v1.0.0
       stella attest oci-list --image registry.example.com/app:v1.0.0 --output json
+      stella attest oci-list --image registry.example.com/app:v1.0.0 --imported
       cosign tree registry.example.com/app:v1.0.0      # the same view, from cosign
     """
     from ..discovery import discover_all
@@ -133,9 +138,19 @@ def oci_list(image: str, output: str, config_path: str | None, verbose: bool) ->
     from .common import emit_json
 
     ref = parse_reference(image)
-    with make_cli_client(config_path) as client:
-        digest = client.resolve(ref).digest
-        found = discover_all(client, ref, digest)
+    store = None
+    if imported:
+        from ..config import load_config
+        from ..store import open_store
+
+        store = open_store(load_config(config_path).store.dsn or None)
+    try:
+        with make_cli_client(config_path) as client:
+            digest = client.resolve(ref).digest
+            found = discover_all(client, ref, digest, store=store)
+    finally:
+        if store is not None:
+            store.close()
     entries = [_entry(c) for c in found.candidates]
     if output == "json":
         emit_json(
