@@ -45,3 +45,8 @@ test_violation_when_unsigned_or_provider_fails if {
 	count(stub.messages(policy.violation)) == 1 with input as stub.review(stub.pod([stub.release]), _rules)
 		with external_data as stub.empty
 }
+
+test_violation_when_rule_names_no_predicate_type if {
+	msgs := _violations([stub.release], {"rules": [{"authorities": ["release-key"]}]})
+	msgs == {"container <c0> image <registry.example.com/app:v1.0.0>: no attestation of type <> is attached; attach one signed by a configured authority (stella attest attach)"}
+}

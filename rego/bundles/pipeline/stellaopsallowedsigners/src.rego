@@ -24,6 +24,7 @@ violation contains {"msg": msg} if {
 	some c in _containers
 	verdict := _verdicts[c.image]
 	some rule in object.get(_parameters, "rules", [])
-	not stellaops.accepted_attestation(verdict, rule.predicateType, _requirements(rule))
-	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, rule.predicateType, _requirements(rule))])
+	predicate_type := object.get(rule, "predicateType", "")
+	not stellaops.accepted_attestation(verdict, predicate_type, _requirements(rule))
+	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, predicate_type, _requirements(rule))])
 }
