@@ -342,3 +342,50 @@ def test_unavailable_store_aborts_the_import_as_transient(tmp_path) -> None:  # 
     with pytest.raises(StoreError) as exc:
         import_items(s, "acme", parse_cosign_download(envelope()))
     assert exc.value.reason == "STORE_UNAVAILABLE" and exc.value.transient
+
+
+# ------------------------------------------------------------------------------- robustness
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from stellaops.errors import StellaError  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _parse_or_refuse(body: bytes) -> None:
+    try:
+        items = parse_cosign_download(body)
+    except StellaError:
+        return
+    for item in items:
+        assert (item.error is None) == bool(item.kind)
+        assert item.data and isinstance(item.data, bytes)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash_the_parser(body: bytes) -> None:
+    _parse_or_refuse(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_json_values, max_size=5), st.sampled_from([b"\n", b"", b" \r\n"]))
+def test_arbitrary_json_documents_are_parsed_or_refused_per_document(docs: list, sep: bytes) -> None:  # type: ignore[type-arg]
+    _parse_or_refuse(sep.join(json.dumps(d).encode() for d in docs))
+
+
+_FIXED_ENVELOPE = envelope()  # one signature: hypothesis needs the same input on every run
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_envelopes_are_parsed_or_refused_never_crash(data) -> None:  # type: ignore[no-untyped-def]
+    raw = bytearray(_FIXED_ENVELOPE)
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    _parse_or_refuse(bytes(raw))
