@@ -417,3 +417,35 @@ def test_private_registry_refused_by_default_policy(ocireg: str) -> None:
     with pytest.raises(RegistryError) as info:
         RegistryClient(policy=RegistryPolicy(allow_private=True)).get_manifest(ocireg, "absent/app", "v1")
     assert info.value.reason == "MANIFEST_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("realm", "reason", "words"),
+    [
+        ("https://169.254.169.254/token", "REGISTRY_NOT_ALLOWED", "metadata"),
+        ("http://registry.example.com/token", "REGISTRY_NOT_ALLOWED", "plain HTTP"),
+        ("ftp://127.0.0.1/token", "UNAUTHORIZED", "not an HTTP(S) URL"),
+    ],
+)
+def test_hostile_token_realm_is_refused_before_connecting(
+    tampering_proxy: TamperingProxy, realm: str, reason: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stellaops.registry as regmod
+    from stellaops.registry_auth import Credentials, StaticCredentials
+
+    real = regmod._u3conn.create_connection
+
+    def loopback_only(address: Any, *args: Any, **kwargs: Any) -> Any:
+        assert address[0] == "127.0.0.1", f"connection attempted to {address}"
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(regmod._u3conn, "create_connection", loopback_only)
+    tampering_proxy.rules.append(
+        _rule("GET", "/manifests/", (401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'}, b""))
+    )
+    client = RegistryClient(policy=RegistryPolicy(allow_private=True),
+                            auth=StaticCredentials({tampering_proxy.address: Credentials("u", "secret")}))
+    with pytest.raises(RegistryError) as info:
+        client.get_manifest(tampering_proxy.address, "fault/app", "v1")
+    assert info.value.reason == reason
+    assert words in info.value.detail
