@@ -313,7 +313,7 @@ def _check_with_sigstore(m: _Material, trust: TrustConfig) -> None:
 
     root = _roots(trust, "sigstore")
     assert root is not None and m.bundle_json is not None
-    sigstore_bridge.verify_bundle(m.bundle_json, root)
+    sigstore_bridge.verify_bundle(m.bundle_json, root, trust.keyless_authorities)
 
 
 def _summary(predicate_type: str, predicate: Any) -> dict[str, Any]:

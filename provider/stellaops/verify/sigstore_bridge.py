@@ -7,10 +7,15 @@ and turns its exceptions (some of which are not sigstore errors) into our reason
 
 from __future__ import annotations
 
-from ..errors import VerificationError
+import functools
+from typing import Any
+
+from ..errors import StellaError, VerificationError
+from ..trust import KeylessAuthority
 from .trustroot import TrustedRootMaterial
 
 _MAP = (
+    ("identity policy", "IDENTITY_MISMATCH"),
     ("SCT", "SCT_INVALID"),
     ("certificate chain", "CERTIFICATE_INVALID"),
     ("signing cert", "CERTIFICATE_INVALID"),
@@ -28,17 +33,45 @@ def _reason(message: str) -> str:
     return next((reason for needle, reason in _MAP if needle.lower() in message.lower()), "SIGNATURE_INVALID")
 
 
-def verify_bundle(bundle_json: bytes, root: TrustedRootMaterial) -> None:
-    """Raise :class:`VerificationError` with a mapped reason when sigstore-python refuses."""
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier, policy
+@functools.lru_cache(maxsize=8)
+def _verifier(document: bytes):  # type: ignore[no-untyped-def]
+    """One sigstore-python Verifier per trust root document (parsing it costs milliseconds)."""
+    from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
     from sigstore_models.trustroot import v1 as trustroot_v1
 
+    return Verifier(trusted_root=TrustedRoot(trustroot_v1.TrustedRoot.from_json(document)))
+
+
+class _AuthorityPolicy:
+    """A sigstore-python policy backed by our matcher: some keyless authority must match the
+    certificate (RE2 whole-value regexps, v1 and v2 issuer extensions; sigstore's own policies
+    match exact strings only and read the v1 issuer alone)."""
+
+    def __init__(self, authorities: tuple[KeylessAuthority, ...]) -> None:
+        self._authorities = authorities
+
+    def verify(self, cert: Any) -> None:
+        from sigstore.errors import VerificationError as SigstoreVerificationError
+
+        from . import keyless
+
+        try:
+            identity = keyless.identity_of(cert)
+        except StellaError as exc:
+            raise SigstoreVerificationError(f"signing certificate: {exc.detail}") from exc
+        if not any(keyless.match_authority(identity, a) for a in self._authorities):
+            raise SigstoreVerificationError("identity policy: " + keyless.describe_mismatch(identity, self._authorities))
+
+
+def verify_bundle(bundle_json: bytes, root: TrustedRootMaterial, authorities: tuple[KeylessAuthority, ...]) -> None:
+    """Raise :class:`VerificationError` with a mapped reason when sigstore-python refuses."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
     try:
-        trusted = TrustedRoot(trustroot_v1.TrustedRoot.from_json(root.document))
         bundle = Bundle.from_json(bundle_json)
-        Verifier(trusted_root=trusted).verify_dsse(bundle, policy.UnsafeNoOp())
+        _verifier(root.document).verify_dsse(bundle, _AuthorityPolicy(authorities))
     except SigstoreError as exc:
         message = str(exc) or type(exc).__name__
         raise VerificationError(f"sigstore-python refused the bundle: {message}", reason=_reason(message)) from exc
