@@ -169,6 +169,10 @@ class Engine:
             metrics.OUTCOMES.labels("VERIFIED" if a.verified else (a.errors[0].reason if a.errors else "UNVERIFIED")).inc()
         return verdict
 
+    def invalidate(self, digest: str) -> None:
+        """Forget the cached verdict of one digest (after an import adds attestations to it)."""
+        self.cache.delete(self._cache_key(digest))
+
     def _cache_key(self, digest: str) -> str:
         return f"verdict:v1:{self.config.trust.fingerprint}:{digest}"
 

@@ -73,7 +73,7 @@ def import_(
     def client() -> Any:
         from ..engine import make_registry_client
 
-        return make_registry_client(config)
+        return make_registry_client(config, for_cli=True)
 
     image, image_digest = resolve_image(image, digest, client)
     store = open_store(config.store.dsn)
