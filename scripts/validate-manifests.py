@@ -3,6 +3,9 @@
 
     scripts/validate-manifests.py                 every target under deploy/ (see discover())
     scripts/validate-manifests.py PATH ...        kustomization directories or YAML files
+    scripts/validate-manifests.py --check-config SITE
+                                                  also run `stella config check` on the
+                                                  configuration the provider pod would see
 
 Each target is a kustomization directory (built with ``kubectl kustomize``; components are
 built through the overlays that use them) or a plain YAML file of Kubernetes objects (e.g. the
@@ -13,7 +16,7 @@ generated ConstraintTemplates under deploy/gatekeeper/<policy>/). Every object m
   ``KUBE_VERSIONS``;
 - custom resources (Gatekeeper Provider/ConstraintTemplate/Config, Kyverno ClusterPolicy,
   cert-manager Certificate/Issuer) against the CRDs vendored in tests/data/deploy/crds/
-  (SOURCE.md there gives module@version and path), with the API server's structural rules:
+  (tests/data/deploy/SOURCE.md gives module@version and path), with the API server's structural rules:
   unknown fields are errors unless the schema preserves them;
 - Gatekeeper Constraints against the schema Gatekeeper derives from their ConstraintTemplate
   (which must be among the validated objects).
@@ -354,11 +357,82 @@ def validate_target(path: Path, crds: CRDs, *, versions: Iterable[str] = KUBE_VE
     return result
 
 
+# ------------------------------------------------------------- the pod's configuration
+
+
+def materialize(objects: list[dict[str, Any]], root: Path, deployment: str = "stellaops") -> tuple[dict[str, str], Path]:
+    """Write the Deployment's ConfigMap and Secret volumes under ``root`` at their mount paths,
+    as the kubelet would, and a copy of the configuration whose absolute paths point into
+    ``root``. Returns (the container's plain environment, that configuration's path).
+    Raises LookupError naming a ConfigMap or Secret the build does not contain."""
+    import base64
+
+    found = [o for o in objects if o.get("kind") == "Deployment" and o["metadata"]["name"] == deployment]
+    if len(found) != 1:
+        raise LookupError(f"the build has no Deployment {deployment!r}")
+    pod = found[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    by_name = {(o.get("kind"), o["metadata"]["name"]): o for o in objects if isinstance(o.get("metadata"), dict)}
+    for mount in container.get("volumeMounts", []):
+        target = root / mount["mountPath"].lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        vol = volumes[mount["name"]]
+        if "configMap" in vol:
+            ref = ("ConfigMap", vol["configMap"]["name"])
+            items = vol["configMap"].get("items")
+        elif "secret" in vol:
+            ref = ("Secret", vol["secret"]["secretName"])
+            items = vol["secret"].get("items")
+        else:
+            continue  # emptyDir, PersistentVolumeClaim: an empty directory
+        if ref not in by_name:
+            raise LookupError(f"{ref[0]} {ref[1]!r} (volume {mount['name']!r}) is not in the build; a site provides it (make-certs.sh --site)")
+        obj = by_name[ref]
+        files = {k: v.encode() for k, v in (obj.get("data") or {}).items()} if ref[0] == "ConfigMap" else {}
+        if ref[0] == "Secret":
+            files = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            files.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        mapping = {i["key"]: i["path"] for i in items} if items else {k: k for k in files}
+        for key, path in mapping.items():
+            if key not in files:
+                raise LookupError(f"{ref[0]} {ref[1]!r} has no key {key!r}")
+            (target / path).write_bytes(files[key])
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    config = root / env.get("STELLAOPS_CONFIG", "/etc/stellaops/stellaops.yaml").lstrip("/")
+    if not config.is_file():
+        raise LookupError(f"no configuration at {env.get('STELLAOPS_CONFIG')} in the pod")
+    text = config.read_text(encoding="utf-8")
+    local = root / "stellaops.local.yaml"
+    local.write_text(text.replace("/etc/stellaops/", f"{root}/etc/stellaops/").replace("/var/lib/stellaops", f"{root}/var/lib/stellaops"))
+    return env, local
+
+
+def check_config(objects: list[dict[str, Any]], target: str, stella: str = "stella") -> list[Problem]:
+    """``stella config check`` on the configuration the provider pod would load."""
+    import shutil
+    import tempfile
+
+    exe = shutil.which(stella) or str(Path(sys.executable).parent / "stella")
+    with tempfile.TemporaryDirectory(prefix="stellaops-pod-") as tmp:
+        try:
+            _, local = materialize(objects, Path(tmp))
+        except LookupError as exc:
+            return [Problem(target, "Deployment/stellaops", str(exc))]
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("STELLAOPS_")}
+        proc = subprocess.run([exe, "config", "check", str(local)], capture_output=True, text=True, timeout=120, check=False, env=env)
+    if proc.returncode != 0:
+        message = proc.stderr.strip().replace(tmp, "")
+        return [Problem(target, "Deployment/stellaops", f"stella config check: {message}")]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, help="kustomization directories or YAML files (default: discover under deploy/)")
     parser.add_argument("--kube-version", action="append", dest="versions", help=f"Kubernetes version(s) (default: {', '.join(KUBE_VERSIONS)})")
     parser.add_argument("--crds", type=Path, default=CRD_DIR, help="directory of vendored CRD YAML files")
+    parser.add_argument("--check-config", action="store_true", help="also run `stella config check` on each kustomization's provider configuration, as mounted in the pod")
     args = parser.parse_args(argv)
     targets = [p.resolve() for p in args.paths] or discover(ROOT / "deploy")
     if not targets:
@@ -368,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     # Templates first, so Constraints in other files find their kinds.
     results: list[Result] = []
     for t in sorted(targets, key=lambda p: 0 if "template" in p.name else 1):
-        results.append(validate_target(t, crds, versions=args.versions or KUBE_VERSIONS))
+        result = validate_target(t, crds, versions=args.versions or KUBE_VERSIONS)
+        if args.check_config and t.is_dir() and not result.problems:
+            result.problems.extend(check_config(result.objects, result.target))
+        results.append(result)
     failed = 0
     for r in results:
         if r.problems:

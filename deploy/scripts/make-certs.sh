@@ -43,6 +43,8 @@ Site options (with --site):
   --trust-file FILE     a file for /etc/stellaops/trust/ (cosign.pub, trusted_root.json, ...);
                         repeatable. The shipped config expects trust/cosign.pub.
   --docker-config FILE  registry credentials (a docker config.json; default: none, anonymous)
+  --image REF           the provider image you pushed (REPO:TAG or REPO@sha256:...;
+                        default: stellaops/attest:0.1.0 as the base names it)
   --import-tenant NAME  make a random import API token for tenant NAME (repeatable;
                         default: one tenant named "default")
 EOF
@@ -54,7 +56,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 OUT="" GK_CA="" CA_CERT="" CA_KEY="" DAYS=365 FORCE=0 SITE=0
-OVERLAY=default CERT_MANAGER=0 CONFIG="" DOCKER_CONFIG=""
+OVERLAY=default CERT_MANAGER=0 CONFIG="" DOCKER_CONFIG="" IMAGE=""
 CLIENTS=() TRUST_FILES=() TENANTS=()
 
 need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
@@ -74,6 +76,7 @@ while [[ $# -gt 0 ]]; do
     --trust-file) need_arg "$@"; TRUST_FILES+=("$2"); shift 2 ;;
     --docker-config) need_arg "$@"; DOCKER_CONFIG=$2; shift 2 ;;
     --import-tenant) need_arg "$@"; TENANTS+=("$2"); shift 2 ;;
+    --image) need_arg "$@"; IMAGE=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -88,8 +91,8 @@ for name in "${CLIENTS[@]+"${CLIENTS[@]}"}" "${TENANTS[@]+"${TENANTS[@]}"}"; do
     || die "'$name' is not a valid name (lower-case letters, digits, '-' and '.'; at most 63)"
 done
 if [[ $SITE -eq 0 ]]; then
-  for opt in "$CONFIG" "$DOCKER_CONFIG" "${TRUST_FILES[@]+"${TRUST_FILES[@]}"}" "${TENANTS[@]+"${TENANTS[@]}"}"; do
-    [[ -z "$opt" ]] || die "--config, --trust-file, --docker-config and --import-tenant need --site"
+  for opt in "$CONFIG" "$DOCKER_CONFIG" "$IMAGE" "${TRUST_FILES[@]+"${TRUST_FILES[@]}"}" "${TENANTS[@]+"${TENANTS[@]}"}"; do
+    [[ -z "$opt" ]] || die "--config, --trust-file, --docker-config, --image and --import-tenant need --site"
   done
   [[ $CERT_MANAGER -eq 0 ]] || die "--cert-manager needs --site"
 fi
@@ -224,6 +227,23 @@ if [[ $CERT_MANAGER_OVERLAY -eq 1 && $CERT_MANAGER -eq 0 ]]; then
   die "--overlay cert-manager: pass --cert-manager too (the serving certificate then comes from cert-manager)"
 fi
 
+IMAGE_LINES=""
+if [[ -n "$IMAGE" ]]; then
+  [[ "$IMAGE" =~ ^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$ ]] \
+    || die "--image: '$IMAGE' is not an image reference (REPO:TAG or REPO@sha256:HEX)"
+  if [[ "$IMAGE" == *@* ]]; then
+    name=${IMAGE%@*}
+    [[ "${name##*/}" != *:* ]] || name=${name%:*}  # REPO:TAG@DIGEST: the digest decides
+    IMAGE_LINES="    newName: $name
+    digest: ${IMAGE#*@}"
+  elif [[ "${IMAGE##*/}" == *:* ]]; then
+    IMAGE_LINES="    newName: ${IMAGE%:*}
+    newTag: ${IMAGE##*:}"
+  else
+    IMAGE_LINES="    newName: $IMAGE"
+  fi
+fi
+
 relpath() {  # path of $1 relative to $2 (absolute if realpath cannot say)
   realpath --relative-to="$2" "$1" 2>/dev/null || (cd "$1" && pwd)
 }
@@ -278,6 +298,9 @@ resources:
 EOF
   if [[ $CERT_MANAGER -eq 1 && $CERT_MANAGER_OVERLAY -eq 0 ]]; then
     printf 'components:\n  - %s\n' "$COMPONENT_REL"
+  fi
+  if [[ -n "$IMAGE_LINES" ]]; then
+    printf 'images:\n  - name: stellaops/attest\n%s\n' "$IMAGE_LINES"
   fi
   cat <<EOF
 configMapGenerator:

@@ -3,7 +3,7 @@ keep the promises docs/install.md makes (security context, probes, mTLS mounts, 
 Provider pointing at the Service, NetworkPolicy from gatekeeper-system only, overlay shapes).
 
 Schemas: Kubernetes from the ``kubernetes-validate`` package, CRDs vendored in
-tests/data/deploy/crds/ (SOURCE.md). The validator is scripts/validate-manifests.py, the same
+tests/data/deploy/crds/ (tests/data/deploy/SOURCE.md). The validator is scripts/validate-manifests.py, the same
 command docs/install.md tells operators to run; its negative tests are here too.
 """
 
@@ -392,3 +392,26 @@ def test_namespace_is_exempted_consistently_with_the_gatekeeper_values(rendered:
     assert "stellaops-system" in values["controllerManager"]["exemptNamespaces"]
     assert values["enableExternalData"] is True
     assert values["disabledBuiltins"] == ["http.send"]
+
+
+def _key_paths(doc: Any, prefix: str = "") -> list[str]:
+    if not isinstance(doc, dict):
+        return [prefix]
+    out: list[str] = []
+    for k, v in doc.items():
+        out.extend(_key_paths(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def test_gatekeeper_values_are_keys_of_the_gatekeeper_chart() -> None:
+    """A misspelt Helm value is silently ignored by Helm: check ours against the chart's own
+    values.yaml (gatekeeper v3.23.1, vendored; tests/data/deploy/SOURCE.md)."""
+    ours = yaml.safe_load((DEPLOY / "gatekeeper" / "provider" / "gatekeeper-values.yaml").read_text())
+    chart = yaml.safe_load((DATA / "gatekeeper-chart-values.yaml").read_text())
+    for path in _key_paths(ours):
+        node: Any = chart
+        for part in path.split("."):
+            assert isinstance(node, dict) and part in node, f"{path}: not a value of the Gatekeeper chart"
+            node = node[part]
+    assert chart["externaldataProviderResponseCacheTTL"] == "3m"  # the default we document
+    assert chart["validatingWebhookTimeoutSeconds"] == 3

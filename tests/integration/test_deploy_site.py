@@ -17,6 +17,7 @@ images the configuration does not allow, so the provider answers without any loo
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import http.client
 import importlib.util
@@ -267,6 +268,16 @@ def test_site_builds_and_validates(overlay: str, extra: list[str], inputs: Input
         assert not [o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"].startswith("stellaops-tls")]
 
 
+@pytest.mark.parametrize("ref,expected", [
+    ("registry.example.com:5000/stellaops/attest:0.2.0", "registry.example.com:5000/stellaops/attest:0.2.0"),
+    ("registry.example.com/stellaops/attest:0.2.0@sha256:" + "a" * 64, "registry.example.com/stellaops/attest@sha256:" + "a" * 64),
+])  # fmt: skip
+def test_site_uses_the_pushed_image(ref: str, expected: str, inputs: Inputs, tmp_path: Path) -> None:
+    site = make_site(tmp_path / "s", inputs, "--image", ref)
+    (container,) = _obj(vm.build_kustomization(site), "Deployment", "stellaops")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == expected
+
+
 def test_rerun_keeps_keys_and_tokens_and_renews_with_the_same_ca(inputs: Inputs, tmp_path: Path) -> None:
     site = make_site(tmp_path / "s", inputs)
     before = {p.name: p.read_bytes() for p in [*site.glob("certs/*"), *site.glob("secrets/tokens/*")]}
@@ -315,6 +326,7 @@ def test_refuses_site_without_trust_material(inputs: Inputs, tmp_path: Path) -> 
     (["--site", "--overlay", "cert-manager"], "pass --cert-manager too"),
     (["--trust-file", "x"], "need --site"),
     (["--bogus"], "unknown argument"),
+    (["--site", "--image", "Registry/Bad Name"], "is not an image reference"),
 ])  # fmt: skip
 def test_refuses_bad_arguments(args: list[str], message: str, inputs: Inputs, tmp_path: Path) -> None:
     proc = make_certs(
@@ -325,37 +337,6 @@ def test_refuses_bad_arguments(args: list[str], message: str, inputs: Inputs, tm
 
 
 # ------------------------------------------------- the rendered pod, served for real
-
-
-def materialize(objs: list[dict[str, Any]], root: Path) -> dict[str, str]:
-    """Write the Deployment's ConfigMap and Secret volumes under ``root`` at their mount paths,
-    as the kubelet would; return the container's environment (plain values only)."""
-    dep = _obj(objs, "Deployment", "stellaops")
-    pod = dep["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objs}
-    for mount in container["volumeMounts"]:
-        target = root / mount["mountPath"].lstrip("/")
-        target.mkdir(parents=True, exist_ok=True)
-        vol = volumes[mount["name"]]
-        if "configMap" in vol:
-            files = {k: v.encode() for k, v in by_name[("ConfigMap", vol["configMap"]["name"])]["data"].items()}
-            items = vol["configMap"].get("items")
-        elif "secret" in vol:
-            secret = by_name[("Secret", vol["secret"]["secretName"])]
-            files = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-            items = vol["secret"].get("items")
-        else:
-            continue  # emptyDir / PVC: an empty directory
-        mapping = {i["key"]: i["path"] for i in items} if items else {k: k for k in files}
-        for key, path in mapping.items():
-            (target / path).write_bytes(files[key])
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-
-
-def _rewrite_paths(config_text: str, root: Path) -> str:
-    return config_text.replace("/etc/stellaops/", f"{root}/etc/stellaops/").replace("/var/lib/stellaops", f"{root}/var/lib/stellaops")
 
 
 def _free_port() -> int:
@@ -383,10 +364,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(rendered: list[dict[str, Any]], site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("pod")
-    env = materialize(rendered, root)
-    config_path = root / env["STELLAOPS_CONFIG"].lstrip("/")
-    local_config = root / "stellaops.local.yaml"
-    local_config.write_text(_rewrite_paths(config_path.read_text(), root))
+    _, local_config = vm.materialize(rendered, root)
     port = _free_port()
     run_env = {
         **os.environ,
@@ -432,17 +410,30 @@ def test_stella_config_check_accepts_the_rendered_config(served: Served) -> None
     assert report["importApi"]["tenants"] == ["default"]
 
 
-def test_shipped_placeholder_trust_refuses_to_start(rendered: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_validate_manifests_check_config_accepts_the_site(site: Path) -> None:
+    """docs/install.md step: `python scripts/validate-manifests.py --check-config ./stellaops-site`."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "validate-manifests.py"), "--check-config", str(site)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ok ")
+
+
+def test_shipped_placeholder_trust_refuses_to_start(rendered: list[dict[str, Any]]) -> None:
     """An install that never configured trust must not run: config check names the file."""
-    objs = [dict(o) for o in rendered]
+    objs = copy.deepcopy(rendered)
     trust = _obj(objs, "ConfigMap", "stellaops-trust")
     trust["data"] = {"cosign.pub": (ROOT / "deploy/kubernetes/base/trust/cosign.pub").read_text()}
-    env = materialize(objs, tmp_path)
-    config = tmp_path / "local.yaml"
-    config.write_text(_rewrite_paths((tmp_path / env["STELLAOPS_CONFIG"].lstrip("/")).read_text(), tmp_path))
-    proc = subprocess.run([str(BIN / "stella"), "config", "check", str(config)], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 2
-    assert "attestation.authorities[0].key.path" in proc.stderr and "trust/cosign.pub" in proc.stderr
+    (problem,) = vm.check_config(objs, "site")
+    assert "attestation.authorities[0].key.path" in problem.message
+    assert "trust/cosign.pub" in problem.message
+
+
+def test_check_config_names_a_secret_the_build_lacks(rendered: list[dict[str, Any]]) -> None:
+    objs = [o for o in rendered if not (o["kind"] == "Secret" and o["metadata"]["name"].startswith("stellaops-client-ca"))]
+    (problem,) = vm.check_config(objs, "site")
+    assert "stellaops-client-ca" in problem.message and "not in the build" in problem.message
 
 
 def _gatekeeper_context(served: Served, client: Path | None) -> ssl.SSLContext:
