@@ -36,7 +36,7 @@ from cryptography import x509
 from .. import dsse
 from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
 from ..errors import StellaError, VerificationError
-from ..trust import KeyAuthority, KeylessAuthority, TrustConfig
+from ..trust import KeyAuthority, TrustConfig
 from ..verdict import AttestationResult, ErrorItem, Signer, TlogResult
 from . import keys
 

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from stellaops import dsse
 from stellaops.trust import KeyAuthority, KeylessAuthority
 from stellaops.verify.attestation import verify_candidate
 from tests.fixtures.keys import IMAGE_DIGEST, OTHER_DIGEST, SCAN_TYPE, key_authority, make_private_key, statement

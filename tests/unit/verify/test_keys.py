@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding,
 
 from stellaops.errors import KeyLoadError
 from stellaops.verify import keys
-from tests.fixtures.keys import make_private_key
 
 MSG = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
 
