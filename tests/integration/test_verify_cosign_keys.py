@@ -141,3 +141,21 @@ def test_our_pure_ed25519_envelope_verifies_with_cosign(tmp_path: Path, blob: Pa
     private_key, _ = _import(tmp_path, "ed25519")
     (tmp_path / "env.json").write_bytes(_our_envelope(private_key, _digest(blob), ed25519_prehash=False))
     cosign(tmp_path, "verify-blob-attestation", "--key", "ed25519.pub", "--insecure-ignore-tlog", "--signature", "env.json", "--type", PTYPE, str(blob))
+
+
+def test_cosign_legacy_blob_bundle_verifies(tmp_path: Path, blob: Path) -> None:
+    # cosign attest-blob --new-bundle-format=false --bundle writes {"base64Signature", "cert"?, "rekorBundle"?}
+    from stellaops.cli.verify import blob_candidate
+
+    private_key, key_file = _import(tmp_path, "p256")
+    cosign(tmp_path, "attest-blob", "--key", str(key_file), "--predicate", "pred.json", "--type", PTYPE, *OFFLINE_ATTEST,
+           "--new-bundle-format=false", "--bundle", "legacy.json", str(blob))
+    assert "base64Signature" in json.loads((tmp_path / "legacy.json").read_text())
+    cand = blob_candidate(str(tmp_path / "legacy.json"), None)
+    result = verify_candidate(cand, _digest(blob), trust_for(key_authority(private_key)))
+    assert result.verified, result.errors
+    res = CliRunner().invoke(
+        cli, ["attest", "verify-blob-attestation", str(blob), "--bundle", str(tmp_path / "legacy.json"), "--key", str(tmp_path / "p256.pub"),
+              "--insecure-ignore-tlog", "--type", PTYPE]
+    )
+    assert res.exit_code == 0, res.output
