@@ -257,10 +257,6 @@ def test_provider_verifies_imported_attestations_as_source_imported(downloaded, 
 def test_api_import_refreshes_the_providers_cached_verdict(downloaded, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A verdict cached before an import (negative TTL 30 s by default) is dropped by the import."""
     from stellaops.app import create_app
-    from stellaops.engine import Engine
-
-    if not hasattr(Engine, "invalidate"):
-        pytest.skip("Engine.invalidate(digest) is not implemented yet: the import API has nothing to call")
     registry = downloaded.image.split("/")[0]
     bare = f"{registry}/demo/copy2:v1.0.0"
     _run([tool("crane"), "copy", downloaded.image, bare], tmp_path)
