@@ -260,7 +260,7 @@ def _bundle_layer(parsed: ParsedAttestation, key_hint: str | None) -> bytes:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_annotations(annotations: dict[str, str]) -> None:

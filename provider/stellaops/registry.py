@@ -55,8 +55,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import connection as _u3conn
 
 from .errors import RegistryError
-from .reference import Reference, referrers_tag, registry_host, registry_port, validate_digest
-from .registry_auth import Anonymous, Challenge, CredentialSource, Credentials, parse_www_authenticate
+from .reference import Reference, referrers_tag, registry_host, validate_digest
+from .registry_auth import Anonymous, Challenge, Credentials, CredentialSource, parse_www_authenticate
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class Descriptor:
             raise RegistryError(f"{where}: annotations must map strings to strings")
         if platform is not None and not isinstance(platform, dict):
             raise RegistryError(f"{where}: platform must be an object")
-        return cls(media_type, digest, size, artifact_type, dict(annotations), platform)
+        return cls(media_type, str(digest), size, artifact_type, dict(annotations), platform)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
@@ -370,20 +370,21 @@ def _vetted_connect(conn: HTTPConnection, policy: RegistryPolicy) -> socket.sock
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = []
-    for family, _, _, _, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+    addresses: list[str] = []
+    for _family, _, _, _, sockaddr in infos:
+        address = str(sockaddr[0])
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
         try:
             policy.check_address(ip, f"host {host!r}")
         except RegistryError as err:
             # One refused address refuses the name: a public+private answer is a rebinding trick.
             raise _AddressRefused(err) from None
-        addresses.append((family, sockaddr))
+        addresses.append(address)
     last: OSError | None = None
-    for _family, sockaddr in addresses:
+    for address in addresses:
         try:
             return _u3conn.create_connection(
-                (sockaddr[0], port), conn.timeout, source_address=conn.source_address, socket_options=conn.socket_options
+                (address, port), conn.timeout, source_address=conn.source_address, socket_options=conn.socket_options
             )
         except OSError as exc:
             last = exc

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stellaops.attach import (
     BUNDLE_V03,
     DSSE_MEDIA_TYPE,
@@ -21,6 +20,7 @@ from stellaops.attach import (
 from stellaops.errors import StellaError
 from stellaops.reference import cosign_attestation_tag, parse_reference, referrers_tag
 from stellaops.registry import EMPTY_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, RegistryClient
+
 from tests.fixtures.images import (
     cosign_attest,
     loopback_client,

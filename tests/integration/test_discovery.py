@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stellaops.attach import attach
 from stellaops.candidate import (
     KIND_BUNDLE,
@@ -36,6 +35,7 @@ from stellaops.registry import (
     RegistryPolicy,
     sha256_digest,
 )
+
 from tests.fixtures.images import cosign_attest, loopback_client, make_envelope, make_key, push_test_image, run_cosign
 from tests.fixtures.registries import Exchange, TamperingProxy
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
 from stellaops.cli import cli
 from stellaops.reference import cosign_attestation_tag, parse_reference
+
 from tests.fixtures.images import (
     cosign_attest,
     loopback_client,

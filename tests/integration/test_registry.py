@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 from typing import Any
 
 import pytest
-
 from stellaops.attach import attach
 from stellaops.errors import RegistryError
 from stellaops.reference import parse_reference
@@ -24,6 +22,7 @@ from stellaops.registry import (
     RegistryPolicy,
     deadline_scope,
 )
+
 from tests.fixtures.images import loopback_client, make_envelope, make_key, push_test_image
 from tests.fixtures.registries import Exchange, TamperingProxy, free_port
 

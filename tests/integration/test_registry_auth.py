@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from stellaops.errors import RegistryError
 from stellaops.reference import parse_reference
 from stellaops.registry import RegistryClient, RegistryPolicy
 from stellaops.registry_auth import Credentials, DockerConfig, StaticCredentials
+
 from tests.fixtures.images import push_test_image
 from tests.fixtures.registries import HTPASSWD_PASSWORD, HTPASSWD_USER, TokenRegistry
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stellaops.errors import InvalidReferenceError
 from stellaops.reference import (
     Reference,

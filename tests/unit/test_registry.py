@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stellaops import registry as regmod
 from stellaops.errors import ConfigError, RegistryError
 from stellaops.registry import (
