@@ -101,6 +101,12 @@ def build_trust(
                 compile_regexp(pattern)
             except StellaError as exc:
                 raise RequestError(f"{flag}: {exc.detail}", hint="RE2 syntax (Go regexp), e.g. '^https://github\\.com/org/.*$'") from exc
+            if not (pattern.startswith("^") and pattern.endswith("$")):
+                click.echo(
+                    f"Note: {flag} {pattern!r} must match the whole value (as if written ^…$); "
+                    "cosign would also accept a match anywhere inside it",
+                    err=True,
+                )
 
     roots = config.trust.sigstore
     if trusted_root:
