@@ -311,3 +311,11 @@ def test_oci_list_imported(ocireg: str, tmp_path: Path) -> None:
     assert [(e["source"], e["predicateType"]) for e in doc["attestations"]] == [("imported", SLSA02)]
     text = _ok(stella("attest", "oci-list", "--image", ref, "--imported", "--config", "stellaops.yaml"))
     assert "Imported attestations (store)" in text
+
+
+def test_download_nothing_attached_and_missing_image(ocireg: str) -> None:
+    push_test_image(ocireg, "cli/none", "v1")
+    assert _ok(stella("attest", "download", f"{ocireg}/cli/none:v1")) == ""  # as cosign: empty, rc 0
+    missing = stella("attest", "download", f"{ocireg}/cli/none:v2")
+    assert missing.exit_code != 0
+    assert getattr(missing.exception, "reason", "") == "MANIFEST_NOT_FOUND"
