@@ -62,7 +62,7 @@ def test_keyless_bundle_with_digest_and_json(blob, keyless_files) -> None:  # ty
                       "--certificate-identity-regexp", r"https://github\.com/acme/.*", "--certificate-oidc-issuer", ISSUER,
                       "--type", PTYPE, "--output", "json")
         assert rc == 0, out
-        doc = json.loads(out[: out.rindex("}") + 1])
+        doc = json.loads(out[out.index("{") : out.rindex("}") + 1])
         assert doc["verified"] and doc["attestation"]["signers"][0]["subject"] == IDENTITY
 
 
