@@ -29,13 +29,13 @@ violation contains {"msg": msg} if {
 violation contains {"msg": msg} if {
 	some c in _containers
 	sbom := stellaops.accepted_attestation(_verdicts[c.image], sbom_type, _requirements)
-	some problem in _sbom_problems(sbom.predicateSummary)
+	some problem in _sbom_problems(sbom.predicateSummary, _formats, object.get(_parameters, "minComponents", 0))
 	msg := sprintf("%s: its newest SBOM (%s) %s", [stellaops.describe(c), sbom.created, problem])
 }
 
-_sbom_problems(summary) := {sprintf("has format <%v>; allowed formats: %v", [object.get(summary, "format", ""), _formats]) |
-	count(_formats) > 0
-	not object.get(summary, "format", "") in _formats
-} | {sprintf("lists %v components; at least %v are required", [object.get(summary, "componentCount", 0), _parameters.minComponents]) |
-	object.get(summary, "componentCount", 0) < _parameters.minComponents
+_sbom_problems(summary, formats, min_components) := {sprintf("has format <%v>; allowed formats: %v", [object.get(summary, "format", ""), formats]) |
+	count(formats) > 0
+	not object.get(summary, "format", "") in formats
+} | {sprintf("lists %v components; at least %v are required", [object.get(summary, "componentCount", 0), min_components]) |
+	object.get(summary, "componentCount", 0) < min_components
 }

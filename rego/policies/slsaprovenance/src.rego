@@ -17,11 +17,14 @@ _containers := stellaops.checked_containers(input.review.object, _parameters)
 
 _verdicts := stellaops.verdicts({c.image | some c in _containers})
 
-# _accepted(verdict): the accepted provenance attestations, of any accepted type.
-_accepted(verdict) := [a |
-	some predicate_type in _types
-	some a in stellaops.accepted_attestations(verdict, predicate_type, _requirements)
-]
+# _provenance maps each image to its accepted provenance attestations, of any accepted type.
+_provenance[image] := accepted if {
+	some image, verdict in _verdicts
+	accepted := [a |
+		some predicate_type in _types
+		some a in stellaops.accepted_attestations(verdict, predicate_type, _requirements)
+	]
+}
 
 violation contains {"msg": msg} if {
 	some msg in stellaops.provider_violations(_containers)
@@ -30,7 +33,7 @@ violation contains {"msg": msg} if {
 violation contains {"msg": msg} if {
 	some c in _containers
 	verdict := _verdicts[c.image]
-	count(_accepted(verdict)) == 0
+	count(_provenance[c.image]) == 0
 	msg := sprintf("%s: %s", [
 		stellaops.describe(c),
 		concat(" and ", [stellaops.why_not_accepted(verdict, t, _requirements) | some t in _types]),
@@ -39,9 +42,9 @@ violation contains {"msg": msg} if {
 
 violation contains {"msg": msg} if {
 	some c in _containers
-	provenance := _accepted(_verdicts[c.image])
+	provenance := _provenance[c.image]
 	count(provenance) > 0
-	not _some_acceptable(provenance)
+	not _some_acceptable(provenance, _builders, _source_pattern)
 	msg := sprintf("%s: no verified SLSA provenance comes from an allowed builder and source: found %s; allowed builders %v, source pattern <%s>", [
 		stellaops.describe(c),
 		concat(", ", [sprintf("builder <%v> source <%v>", [object.get(p.predicateSummary, "builderId", ""), object.get(p.predicateSummary, "source", "")]) | some p in provenance]),
@@ -50,16 +53,16 @@ violation contains {"msg": msg} if {
 	])
 }
 
-_some_acceptable(provenance) if {
+_some_acceptable(provenance, builders, pattern) if {
 	some p in provenance
-	_builder_ok(object.get(p.predicateSummary, "builderId", ""))
-	_source_ok(object.get(p.predicateSummary, "source", ""))
+	_builder_ok(object.get(p.predicateSummary, "builderId", ""), builders)
+	_source_ok(object.get(p.predicateSummary, "source", ""), pattern)
 }
 
-_builder_ok(_) if count(_builders) == 0
+_builder_ok(_, builders) if count(builders) == 0
 
-_builder_ok(builder) if builder in _builders
+_builder_ok(builder, builders) if builder in builders
 
-_source_ok(_) if _source_pattern == ""
+_source_ok(_, pattern) if pattern == ""
 
-_source_ok(source) if stellaops.matches_whole(_source_pattern, source)
+_source_ok(source, pattern) if stellaops.matches_whole(pattern, source)

@@ -10,10 +10,10 @@ _containers := stellaops.checked_containers(input.review.object, _parameters)
 
 _verdicts := stellaops.verdicts({c.image | some c in _containers})
 
-# _requirements(rule): the rule's signer fields plus the constraint's requireTlog.
-_requirements(rule) := stellaops.requirements({
+# _requirements(rule, parameters): the rule's signer fields plus the constraint's requireTlog.
+_requirements(rule, parameters) := stellaops.requirements({
 	"signers": object.filter(rule, ["authorities", "keyIds", "identities"]),
-	"requireTlog": object.get(_parameters, "requireTlog", true),
+	"requireTlog": object.get(parameters, "requireTlog", true),
 })
 
 violation contains {"msg": msg} if {
@@ -25,6 +25,6 @@ violation contains {"msg": msg} if {
 	verdict := _verdicts[c.image]
 	some rule in object.get(_parameters, "rules", [])
 	predicate_type := object.get(rule, "predicateType", "")
-	not stellaops.accepted_attestation(verdict, predicate_type, _requirements(rule))
-	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, predicate_type, _requirements(rule))])
+	not stellaops.accepted_attestation(verdict, predicate_type, _requirements(rule, _parameters))
+	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, predicate_type, _requirements(rule, _parameters))])
 }
