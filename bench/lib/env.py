@@ -190,11 +190,20 @@ class BenchEnv:
         env = sign_envelope(self.private_key, f"{self.registry}/{image.repo}", image.digest, predicate)
         attach(self.client, parse_reference(image.by_digest), env, formats=formats)
 
-    def push_unrelated_referrers(self, image: Image, count: int) -> None:
-        """``count`` referrers of other tools' artifact types (none is an attestation)."""
+    def push_unrelated_referrers(self, image: Image, count: int, *, typed: bool = True) -> None:
+        """``count`` referrers of other tools' artifact types (none is an attestation).
+
+        ``typed``: the artifact type is also the config media type (ORAS style), so ocireg's
+        referrers listing, which reports ``config.mediaType`` (go-containerregistry v0.21.7
+        ignores the manifest's ``artifactType``), shows the real type, as a spec-compliant
+        registry does. Untyped: the OCI 1.1 artifact form (empty config + ``artifactType``),
+        which ocireg lists as ``application/vnd.oci.empty.v1+json``, so a client has to fetch
+        each manifest to learn what it is."""
         assert self.client is not None
         c, reg, repo = self.client, self.registry, image.repo
         c.put_blob(reg, repo, EMPTY_JSON)
+        c.put_blob(reg, repo, b"{ }")  # config blob of the typed form (same bytes for every type)
+        typed_config = "sha256:" + hashlib.sha256(b"{ }").hexdigest()
         empty_digest = "sha256:" + hashlib.sha256(EMPTY_JSON).hexdigest()
         layer = b'{"bench":"unrelated artifact"}'
         layer_digest = c.put_blob(reg, repo, layer)
@@ -206,7 +215,8 @@ class BenchEnv:
                     "schemaVersion": 2,
                     "mediaType": OCI_MANIFEST,
                     "artifactType": at,
-                    "config": {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": 2},
+                    "config": {"mediaType": at, "digest": typed_config, "size": 3} if typed
+                    else {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": 2},
                     "layers": [{"mediaType": "application/json", "digest": layer_digest, "size": len(layer)}],
                     "subject": subject,
                     "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z", "dev.example.bench/index": str(i)},

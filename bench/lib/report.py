@@ -61,7 +61,11 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         f"{k10} keys/s at 10 keys/request; best {best[1]} at {best[0]}" if k10 is not None and best else "not measured",
         None if k10 is None else k10 >= 5000)
     rr = _get(r, "referrers", "ratio_1000_vs_1")
-    add("1,000 non-matching referrers ≤ 2× the cost of one", f"{rr}×" if rr is not None else "not measured", None if rr is None else rr <= 2)
+    add("1,000 non-matching referrers ≤ 2× the cost of one (listing reports their type)", f"{rr}×" if rr is not None else "not measured",
+        None if rr is None else rr <= 2)
+    ru = _get(r, "referrers", "untyped", "ratio_1000_vs_1")
+    add("… the same when the listing does not report their type (ocireg, OCI 1.1 artifacts)", f"{ru}×" if ru is not None else "not measured",
+        None if ru is None else ru <= 2)
     g = _get(r, "memory", "growth_percent")
     add("RSS growth ≤ 10 % over the soak", f"{g} %" if g is not None else "not measured", None if g is None else g <= 10)
     return out
@@ -89,21 +93,31 @@ def make_plots(results_dir: Path, r: dict[str, Any]) -> list[str]:
             if any(v is None for v in med):
                 continue
             line = ax.plot(xs, med, marker="o", label=f"{label} median")[0]
-            ax.plot(xs, p99, marker="x", linestyle="--", color=line.get_color(), label=f"{label} p99")
+            if key in ("provider", "provider_untyped") or len(series) <= 2:
+                ax.plot(xs, p99, marker="x", linestyle="--", color=line.get_color(), label=f"{label} p99")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("ms per request")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         fig.savefig(results_dir / f"{name}.png")
         plt.close(fig)
         made.append(f"{name}.png")
 
-    curve("scaling_referrers", _get(r, "referrers", "points") or [], "referrers", "referrers on the image (one matches)",
-          "Cold verify vs referrers per image", [("provider", "stella provider"), ("cosign", "cosign verify-attestation")])
+    typed = _get(r, "referrers", "points") or []
+    untyped = _get(r, "referrers", "untyped", "points") or []
+    merged = [
+        {"referrers": p["referrers"], "provider": p["provider"], "cosign": p["cosign"], "listing": p.get("registry_listing"),
+         **({"provider_untyped": u["provider"], "cosign_untyped": u["cosign"]} if u else {})}
+        for p, u in zip(typed, untyped + [None] * (len(typed) - len(untyped)))
+    ]
+    curve("scaling_referrers", merged, "referrers", "referrers on the image (one matches)",
+          "Cold verify vs referrers per image",
+          [("provider", "stella, typed listing"), ("provider_untyped", "stella, untyped listing"),
+           ("cosign", "cosign, typed"), ("cosign_untyped", "cosign, untyped"), ("listing", "registry listing alone")])
     curve("scaling_size", _get(r, "size", "points") or [], "predicate_bytes", "SBOM predicate size (bytes)",
           "Cold verify vs attestation size", [("provider", "stella provider"), ("cosign", "cosign verify-attestation")])
     warm = _get(r, "keys", "warm") or []
@@ -141,13 +155,22 @@ def make_plots(results_dir: Path, r: dict[str, Any]) -> list[str]:
     return made
 
 
+def _fmt_ms(v: float) -> str:
+    return f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
+
+
 def _ms(s: Any) -> tuple[str, str]:
     if not isinstance(s, dict) or "median" not in s:
         return "–", "–"
     unit = s.get("unit", "ms")
-    f = (lambda v: f"{v:.3g} µs") if unit == "us" else (lambda v: f"{v:.3g} {unit}")
-    if unit == "ms":
-        f = lambda v: f"{v:.2f} ms" if v < 100 else f"{v:.0f} ms"  # noqa: E731
+    if unit == "us":
+        def f(v: float) -> str:
+            return f"{v:.1f} µs" if v < 1000 else _fmt_ms(v / 1000)
+    elif unit == "ms":
+        f = _fmt_ms
+    else:
+        def f(v: float) -> str:
+            return f"{v:.3g} {unit}"
     return f(s["median"]), f(s["p99"])
 
 
@@ -160,7 +183,10 @@ def render(r: dict[str, Any], meta: dict[str, Any], targets: list[dict[str, Any]
         f"cosign {meta['cosign']} · run took {meta['elapsed_s']:.0f} s.",
         "",
         "Every figure is the median and p99 over repeated runs (n = repetitions). Everything runs on loopback on the "
-        "same 2 cores: the registry, the provider, cosign and the load generator compete for them.",
+        "same 2 cores: the registry, the provider, cosign and the load generator compete for them. "
+        f"Load average (1 min) during the run: {_get(meta, 'load_average_1m', 'start')} at the start, "
+        f"{_get(meta, 'load_average_1m', 'max_seen')} at most, {_get(meta, 'load_average_1m', 'end')} at the end "
+        "(anything above ~1 means other work shared the cores and inflated the figures).",
         "",
         "### Targets",
         "",
@@ -225,12 +251,15 @@ def render(r: dict[str, Any], meta: dict[str, Any], targets: list[dict[str, Any]
             lines.append(f"| {k} | {_get(x, 'keys_per_s', 'median')} | {_get(x, 'keys_per_s', 'p99')} | "
                          f"{_get(x, 'requests_per_s', 'median')} | {_get(x, 'latency_p99_ms', 'median')} ms | {x.get('failed_or_system_error')} |")
     ref = r.get("referrers", {})
-    lines.extend(["", "### Scaling with referrers per image (one matches)", "", ref.get("what", ""), "",
-                  "| referrers | provider median | provider p99 | cosign median | cosign p99 |", "|---|---|---|---|---|"])
-    for p in ref.get("points", []):
-        a, b = _ms(p["provider"]), _ms(p["cosign"])
-        lines.append(f"| {p['referrers']} | {a[0]} | {a[1]} | {b[0]} | {b[1]} |")
-    lines.append(f"\n1,000 vs 1 referrer: provider {ref.get('ratio_1000_vs_1')}×, cosign {ref.get('cosign_ratio_1000_vs_1')}×.")
+    lines.extend(["", "### Scaling with referrers per image (one matches)"])
+    for title, part in (("Listing reports each referrer's type", ref), ("Listing does not report the type (untyped)", ref.get("untyped") or {})):
+        lines.extend(["", f"**{title}.** {part.get('what', '')}", "",
+                      "| referrers | provider median | provider p99 | cosign median | cosign p99 | registry listing alone (median) |",
+                      "|---|---|---|---|---|---|"])
+        for p in part.get("points", []):
+            a, b = _ms(p["provider"]), _ms(p["cosign"])
+            lines.append(f"| {p['referrers']} | {a[0]} | {a[1]} | {b[0]} | {b[1]} | {_ms(p.get('registry_listing'))[0]} |")
+        lines.append(f"\n1,000 vs 1 referrer: provider {part.get('ratio_1000_vs_1')}×, cosign {part.get('cosign_ratio_1000_vs_1')}×.")
     sz = r.get("size", {})
     lines.extend(["", "### Scaling with attestation size", "", sz.get("what", ""), "",
                   "| predicate | provider median | provider p99 | cosign median | cosign p99 | within 1.5 s deadline |", "|---|---|---|---|---|---|"])
