@@ -28,13 +28,12 @@ No network: everything comes from files and installed packages. Exit 0 when all 
 from __future__ import annotations
 
 import argparse
-import copy
-import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import jsonschema
 import yaml
@@ -419,7 +418,7 @@ def check_config(objects: list[dict[str, Any]], target: str, stella: str = "stel
             _, local = materialize(objects, Path(tmp))
         except LookupError as exc:
             return [Problem(target, "Deployment/stellaops", str(exc))]
-        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("STELLAOPS_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STELLAOPS_")}
         proc = subprocess.run([exe, "config", "check", str(local)], capture_output=True, text=True, timeout=120, check=False, env=env)
     if proc.returncode != 0:
         message = proc.stderr.strip().replace(tmp, "")

@@ -23,7 +23,6 @@ import http.client
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
