@@ -67,6 +67,7 @@ class _Material:
     bundle_json: bytes | None = None
     envelope_digest: str = ""
     require_proof: bool = False  # sigstore bundles v0.2+ must carry inclusion proofs
+    has_timestamps: bool = False  # the bundle carries RFC 3161 timestamps
 
 
 def _parse_bundle(data: bytes) -> _Material:
@@ -111,6 +112,8 @@ def _parse_bundle(data: bytes) -> _Material:
             raise dsse.MalformedEnvelope("bundle x509CertificateChain.certificates must list 1 to 10 certificates")
         parsed = [der_cert(c, "x509CertificateChain certificate") for c in certs]
         material.certificate, material.chain = parsed[0], parsed[1:]
+    tvd = vm.get("timestampVerificationData")
+    material.has_timestamps = isinstance(tvd, dict) and bool(tvd.get("rfc3161Timestamps"))
     entries = vm.get("tlogEntries") or []
     if not isinstance(entries, list) or len(entries) > 8:
         raise dsse.MalformedEnvelope("bundle tlogEntries must be a list of at most 8 entries")
@@ -169,6 +172,7 @@ class _Signers:
     keyless_used: bool = False
     verifier_ders: list[bytes] = field(default_factory=list)
     keyless_error: StellaError | None = None
+    deferred: bool = False  # chain/SCT/time/log left to sigstore-python (Rekor v2 bundle)
 
 
 def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
@@ -201,17 +205,24 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                 hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
             )
         if not m.tlog_entries[0].integrated_time:
-            from .tlog import TlogMissing
+            if not _rekor_v2_bundle(m):
+                from .tlog import TlogMissing
 
-            raise TlogMissing(
-                "the log entry carries no integrated time (a Rekor v2 entry), so the time of signing is not established",
-                hint="Rekor v2 entries need an RFC 3161 timestamp, which this release does not verify; use a Rekor v1 entry",
-            )
-        # The entry's time is authenticated by its SET in the tlog step; if that fails, the
-        # attestation fails, so checking the certificate at this time first is safe.
-        at = m.tlog_entries[0].integrated_datetime
-        chain = keyless.verify_chain(cert, m.chain, root, at)
-        keyless.verify_sct(cert, chain[0] if chain else cert, root)
+                raise TlogMissing(
+                    "the log entry carries no integrated time and no RFC 3161 timestamp comes with it, "
+                    "so the time of signing is not established",
+                    hint="keyless attestations need a Rekor v1 entry (SET) or, with Rekor v2, a signed timestamp in a sigstore bundle",
+                )
+            # A Rekor v2 bundle: the time comes from RFC 3161 timestamps, which only
+            # sigstore-python verifies. It checks chain, SCT, timestamps and the log entry
+            # (the mandatory gate below); we still decide the identity here.
+            result.deferred = True
+        else:
+            # The entry's time is authenticated by its SET in the tlog step; if that fails, the
+            # attestation fails, so checking the certificate at this time first is safe.
+            at = m.tlog_entries[0].integrated_datetime
+            chain = keyless.verify_chain(cert, m.chain, root, at)
+            keyless.verify_sct(cert, chain[0] if chain else cert, root)
         identity = keyless.identity_of(cert)
         authorities = trust.keyless_authorities
         if not authorities:
@@ -233,6 +244,7 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
         result.verifier_ders.append(keyless.cert_der(cert))
     except StellaError as exc:
         result.keyless_error = exc
+        result.deferred = False
 
 
 def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
@@ -275,6 +287,10 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
             "no transparency log entry is attached to this attestation, and requireTlog is on",
             hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
         )
+    if signers.deferred:
+        # Rekor v2 (hashedrekord 0.0.2, no SET): verified by sigstore-python right after this
+        entry = m.tlog_entries[0]
+        return TlogResult(verified=True, log_index=entry.log_index, log_id=entry.log_id.hex())
     errors: list[StellaError] = []
     try:
         root = _roots(trust, "tlog")
@@ -301,10 +317,19 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
     return TlogResult()
 
 
+_SIGSTORE_KINDS = (("dsse", "0.0.1"), ("hashedrekord", "0.0.2"))
+
+
 def _sigstore_supports(m: _Material) -> bool:
-    """sigstore-python 4.x verifies DSSE bundles logged as ``dsse`` 0.0.1 (Rekor v1) only; for
-    ``intoto`` entries (older cosign, bundles v0.1/v0.2) our own checks are the only ones."""
-    return bool(m.tlog_entries) and all((e.kind, e.version) == ("dsse", "0.0.1") for e in m.tlog_entries)
+    """sigstore-python 4.x verifies DSSE bundles logged as ``dsse`` 0.0.1 (Rekor v1) or
+    ``hashedrekord`` 0.0.2 (Rekor v2); for ``intoto`` entries (older cosign, bundles v0.1/v0.2)
+    our own checks are the only ones."""
+    return bool(m.tlog_entries) and all((e.kind, e.version) in _SIGSTORE_KINDS for e in m.tlog_entries)
+
+
+def _rekor_v2_bundle(m: _Material) -> bool:
+    entry = m.tlog_entries[0]
+    return m.bundle_json is not None and m.has_timestamps and (entry.kind, entry.version) == ("hashedrekord", "0.0.2")
 
 
 def _check_with_sigstore(m: _Material, trust: TrustConfig) -> None:
@@ -358,7 +383,7 @@ def verify_candidate(
         dsse.require_subject(statement, image_digest)
         tlog_result = _check_tlog(m, trust, found)
         tlog_result = replace(tlog_result, required=trust.require_tlog or found.keyless_used)
-        if candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m):
+        if found.deferred or (candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m)):
             _check_with_sigstore(m, trust)
         summary = _summary(statement.predicate_type, statement.predicate)
     except StellaError as exc:

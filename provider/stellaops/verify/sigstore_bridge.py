@@ -21,6 +21,7 @@ _MAP = (
     ("signing cert", "CERTIFICATE_INVALID"),
     ("usage", "CERTIFICATE_INVALID"),
     ("log entry", "TLOG_INVALID"),
+    ("timestamp", "TLOG_INVALID"),
     ("inclusion", "TLOG_INVALID"),
     ("checkpoint", "TLOG_INVALID"),
     ("SET", "TLOG_INVALID"),
