@@ -19,7 +19,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY provider/ provider/
 # Extras: PostgreSQL store and Redis cache drivers, for the scale-out overlay.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
