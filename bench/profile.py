@@ -26,8 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.lib.client import request_body  # noqa: E402
-from bench.lib.env import BenchEnv, sbom_predicate  # noqa: E402
+from bench.lib.client import request_body
+from bench.lib.env import BenchEnv, sbom_predicate
 
 RESULTS = HERE / "results"
 WRK_SCRIPT = HERE / "wrk" / "verify.lua"

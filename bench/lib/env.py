@@ -25,17 +25,22 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from stellaops import dsse
+from stellaops.reference import parse_reference
+from stellaops.registry import (
+    OCI_MANIFEST,
+    RegistryClient,
+    RegistryLimits,
+    RegistryPolicy,
+)
+from stellaops.verify import keys
 
-from stellaops import dsse  # noqa: E402
-from stellaops.reference import parse_reference  # noqa: E402
-from stellaops.registry import OCI_MANIFEST, RegistryClient, RegistryLimits, RegistryPolicy  # noqa: E402
-from stellaops.verify import keys  # noqa: E402
-from tests.fixtures.images import push_test_image  # noqa: E402
-from tests.fixtures.provider import ProviderProcess, TLSFiles, free_port, make_tls  # noqa: E402
-from tests.fixtures.registries import start_ocireg  # noqa: E402
-from tests.fixtures.tools import tool  # noqa: E402
+from tests.fixtures.images import push_test_image
+from tests.fixtures.provider import ProviderProcess, TLSFiles, free_port, make_tls
+from tests.fixtures.registries import start_ocireg
+from tests.fixtures.tools import tool
 
 SBOM_TYPE = "stellaops.io/predicates/sbom@v1"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import http.client
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,9 +40,16 @@ def ecdsa_p256(count: int = 3000) -> dict[str, Any]:
 def dsse_key_candidate(count: int = 1000) -> dict[str, Any]:
     """Our whole per-attestation check for a key-signed envelope (parse, PAE, verify, statement,
     subject, predicate summary), in-process, no I/O."""
-    from stellaops.verify.attestation import verify_candidate
-    from tests.fixtures.keys import IMAGE_DIGEST, candidate, envelope_bytes, key_authority, statement
     from stellaops.trust import TrustConfig
+    from stellaops.verify.attestation import verify_candidate
+
+    from tests.fixtures.keys import (
+        IMAGE_DIGEST,
+        candidate,
+        envelope_bytes,
+        key_authority,
+        statement,
+    )
 
     key = ec.generate_private_key(ec.SECP256R1())
     env = envelope_bytes(statement(), [key])
@@ -59,15 +67,15 @@ def dsse_key_candidate(count: int = 1000) -> dict[str, Any]:
 def sigstore_bundle(count: int = 200) -> dict[str, Any]:
     """sigstore-python ``Verifier.verify_dsse`` on a keyless bundle from the offline test Sigstore
     (tests/fixtures/sigstore.py), and our full keyless check of the same bundle."""
+    import logging
+
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier, policy
     from sigstore_models.trustroot import v1 as trustroot_v1
-
     from stellaops.verify.attestation import verify_candidate
+
     from tests.fixtures.keys import IMAGE_DIGEST, statement
     from tests.fixtures.sigstore import TestSigstore
-
-    import logging
 
     logging.getLogger("sigstore").setLevel(logging.ERROR)  # UnsafeNoOp warns on every call
     ts = TestSigstore()
@@ -111,12 +119,13 @@ def loopback_registry(registry: str, repo: str, digest: str, count: int = 2000) 
 
     s = requests.Session()
     s.trust_env = False
-    s.get(f"http://{registry}/v2/").content
+    s.get(f"http://{registry}/v2/").close()
     req = summarize(_loop(lambda: s.get(f"http://{registry}/v2/").content, count, 5), unit="us")
     s.close()
 
-    from .env import ROOT  # noqa: F401 - sys.path set up by env
     from stellaops.registry import RegistryClient, RegistryPolicy
+
+    from .env import ROOT  # noqa: F401 - sys.path set up by env
 
     c = RegistryClient(policy=RegistryPolicy(allow_private=True))
     c.get_manifest(registry, repo, digest)
