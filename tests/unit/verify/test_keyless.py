@@ -237,3 +237,29 @@ def test_random_corruption_never_raises_and_never_verifies_changed_content(test_
                 assert original["payload"] in bytes(data).decode("utf-8", "replace")
             else:
                 assert result.errors and result.signers == ()
+
+
+def test_regexp_semantics_are_re2_whole_value() -> None:
+    from stellaops.verify.keyless import compile_regexp, matches
+
+    # alternation is anchored as a whole (a naive '^' + p + '$' would admit the second)
+    assert matches("https://x.example", "", r"https://x\.example|https://y\.example")
+    assert not matches("https://x.example-evil", "", r"https://x\.example|https://y\.example")
+    assert not matches("evil-https://y.example", "", r"https://x\.example|https://y\.example")
+    # explicit anchors change nothing
+    assert matches(IDENTITY, "", r"^https://github\.com/acme/.*$")
+    # a pattern that backtracks exponentially in Python's re runs in linear time in RE2
+    assert compile_regexp(r"(a+)+b").fullmatch("a" * 50000) is None
+    # exact values are compared exactly, not as patterns
+    assert not matches("https://xexample", "https://x.example", "")
+
+
+def test_invalid_re2_pattern_in_an_authority_is_identity_mismatch(test_sigstore: TestSigstore) -> None:
+    att = test_sigstore.attest(statement())
+    auth = KeylessAuthority(name="ci", issuer=ISSUER, subject_regexp=r"(a)\1")
+    assert _reasons(_verify(test_sigstore, att, "legacy", auth)) == ["IDENTITY_MISMATCH"]
+
+
+def test_authority_without_constraints_admits_nobody(test_sigstore: TestSigstore) -> None:
+    att = test_sigstore.attest(statement())
+    assert _reasons(_verify(test_sigstore, att, "legacy", KeylessAuthority(name="empty"))) == ["IDENTITY_MISMATCH"]
