@@ -304,6 +304,8 @@ def validate_objects(
         if schema is not None:
             problems.extend(_jsonschema_problems(obj, schema, target, name))
             problems.extend(_meta_problems(meta, target, name, versions))
+            if kind == "ConstraintTemplate":
+                problems.extend(_template_rules(obj, target, name))
             continue
         if "." in group and not group.endswith(".k8s.io"):
             problems.append(Problem(target, name, f"no schema for {api_version} {kind}: vendor its CRD in {CRD_DIR.relative_to(ROOT)}"))
@@ -316,6 +318,17 @@ def validate_objects(
             except kubernetes_validate.ValidationError as exc:
                 problems.append(Problem(target, name, f"Kubernetes {v}: {_where(exc)}: {exc.message}"))
     return problems
+
+
+def _template_rules(template: dict[str, Any], target: str, name: str) -> list[Problem]:
+    """What Gatekeeper checks beyond the schema: the template's name is its Constraint kind in
+    lower case (frameworks pkg/client/client.go, validateTemplateMetadata: case-insensitive)."""
+    kind = (((template.get("spec") or {}).get("crd") or {}).get("spec") or {}).get("names", {}).get("kind", "")
+    if not kind:
+        return [Problem(target, name, "spec.crd.spec.names.kind is required")]
+    if template["metadata"]["name"].lower() != kind.lower():
+        return [Problem(target, name, f"metadata.name must be {kind.lower()!r} (the Constraint kind in lower case), got {template['metadata']['name']!r}")]
+    return []
 
 
 def _jsonschema_problems(obj: dict[str, Any], schema: dict[str, Any], target: str, name: str) -> list[Problem]:

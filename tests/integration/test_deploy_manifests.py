@@ -196,6 +196,14 @@ def test_rejects_template_with_unknown_field(crds: Any) -> None:
     assert any("regoo" in p.message for p in problems), problems
 
 
+def test_rejects_template_named_unlike_its_kind(crds: Any) -> None:
+    template, _ = _template_and_constraint()
+    bad = copy.deepcopy(template)
+    bad["metadata"]["name"] = "stellaops-" + bad["metadata"]["name"]
+    problems = vm.validate_objects([bad], crds)
+    assert any("the Constraint kind in lower case" in p.message for p in problems), problems
+
+
 def test_kyverno_cluster_policy_validates_and_a_typo_does_not(crds: Any) -> None:
     policy = vm.load_objects(DATA / "kyverno-require-scan-attestation.yaml")[0]
     assert vm.validate_objects([policy], crds) == []
