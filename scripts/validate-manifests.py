@@ -66,6 +66,9 @@ class Result:
 
 # ------------------------------------------------------------------------------ loading
 
+# libyaml's loader when PyYAML has it (the vendored Kyverno CRD is 1.4 MB).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def build_kustomization(directory: Path) -> list[dict[str, Any]]:
     """``kubectl kustomize DIR`` as a list of objects; raises RuntimeError with kubectl's words."""
@@ -74,12 +77,12 @@ def build_kustomization(directory: Path) -> list[dict[str, Any]]:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"kubectl kustomize failed: {proc.stderr.strip()}")
-    return [d for d in yaml.safe_load_all(proc.stdout) if d is not None]
+    return [d for d in yaml.load_all(proc.stdout, Loader=_Loader) if d is not None]
 
 
 def load_objects(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
-        docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+        docs = [d for d in yaml.load_all(fh, Loader=_Loader) if d is not None]
     out: list[dict[str, Any]] = []
     for d in docs:
         if isinstance(d, dict) and d.get("kind", "").endswith("List") and isinstance(d.get("items"), list):
@@ -159,13 +162,14 @@ def structural(schema: Any) -> Any:
     return out
 
 
-class CRDs:
-    """Schemas of the vendored CRDs by (group, version, kind), and constraint kinds found."""
+_CRD_CACHE: dict[Path, tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, Any] | None]] = {}
 
-    def __init__(self, crd_dir: Path = CRD_DIR) -> None:
-        self.schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.match_schema: dict[str, Any] | None = None
-        self.constraint_kinds: dict[str, dict[str, Any]] = {}
+
+def _load_crds(crd_dir: Path) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, Any] | None]:
+    key = crd_dir.resolve()
+    if key not in _CRD_CACHE:
+        schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
+        match_schema: dict[str, Any] | None = None
         for f in sorted(crd_dir.glob("*.yaml")):
             for doc in load_objects(f):
                 if doc.get("kind") != "CustomResourceDefinition":
@@ -174,11 +178,23 @@ class CRDs:
                 for ver in spec["versions"]:
                     raw = ver["schema"]["openAPIV3Schema"]
                     if spec["group"] == "match.gatekeeper.sh":
-                        self.match_schema = structural(raw["properties"]["embeddedMatch"])
+                        match_schema = structural(raw["properties"]["embeddedMatch"])
                         continue
                     if not ver.get("served", True):
                         continue
-                    self.schemas[(spec["group"], ver["name"], spec["names"]["kind"])] = structural(raw)
+                    schemas[(spec["group"], ver["name"], spec["names"]["kind"])] = structural(raw)
+        _CRD_CACHE[key] = (schemas, match_schema)
+    return _CRD_CACHE[key]
+
+
+class CRDs:
+    """Schemas of the vendored CRDs by (group, version, kind), and constraint kinds found."""
+
+    def __init__(self, crd_dir: Path = CRD_DIR) -> None:
+        schemas, match_schema = _load_crds(crd_dir)
+        self.schemas: dict[tuple[str, str, str], dict[str, Any]] = dict(schemas)
+        self.match_schema: dict[str, Any] | None = match_schema
+        self.constraint_kinds: dict[str, dict[str, Any]] = {}
 
     def add_template(self, template: dict[str, Any]) -> None:
         """Remember the Constraint kind a ConstraintTemplate defines (and its parameters)."""
