@@ -158,10 +158,10 @@ def test_fail_attestation_signed_by_unknown_key_denied(harness_factory: Any, gk_
     gk_stack.attest(ref, digest, {"purpose": "forged"}, CUSTOM, key=wrong_key)
     run = _harness(harness_factory, gk_stack)
     message = _denial(run.review(pod("p", ref)))
-    # The provider lists the forged attestation unverified (SIGNATURE_INVALID) with an empty
-    # predicateType (it trusts only the signed statement's type), so the policy sees no
-    # attestation of the wanted type at all.
-    assert f"image <{ref}> is not admitted: no attestation of type <{CUSTOM}> is attached" in message, message
+    # The provider lists the forged attestation unverified with the type it claims, so the
+    # denial names the real cause (SIGNATURE_INVALID) instead of "no attestation".
+    assert f"image <{ref}> is not admitted: 1 attestation(s) of type <{CUSTOM}> found, none verified" in message, message
+    assert "SIGNATURE_INVALID" in message, message
 
 
 def test_fail_signer_authority_not_accepted_by_constraint(harness_factory: Any, gk_stack: GatekeeperStack,

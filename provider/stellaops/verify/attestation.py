@@ -364,6 +364,25 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_ANNOTATED_TYPES = ("predicateType", "dev.sigstore.bundle.predicateType", "dev.stellaops/predicate-type")
+
+
+def _claimed_predicate_type(candidate: Candidate) -> str:
+    """The predicate type an attestation that failed verification *claims* (its unsigned
+    statement, else its annotations), so that denials can name the real cause. Never trusted:
+    it is reported only with ``verified: false``."""
+    try:
+        statement = dsse.parse_statement(_parse(candidate).envelope.payload)
+        return statement.predicate_type
+    except Exception:  # noqa: BLE001 - best effort on data already known to be bad
+        pass
+    for key in _ANNOTATED_TYPES:
+        value = candidate.annotations.get(key, "")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def verify_candidate(
     candidate: Candidate, image_digest: str, trust: TrustConfig, *, now: float | None = None
 ) -> AttestationResult:
@@ -388,7 +407,7 @@ def verify_candidate(
         summary = _summary(statement.predicate_type, statement.predicate)
     except StellaError as exc:
         return AttestationResult(
-            predicate_type=predicate_type,
+            predicate_type=predicate_type or _claimed_predicate_type(candidate),
             verified=False,
             source=candidate.source,
             digest=image_digest,

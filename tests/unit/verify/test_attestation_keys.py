@@ -55,7 +55,9 @@ def test_rejects_signature_by_unknown_key(p256_key) -> None:  # type: ignore[no-
     env = envelope_bytes(statement(), [make_private_key("p256")])
     result = verify_candidate(candidate(env), IMAGE_DIGEST, trust_for(key_authority(p256_key)))
     assert not result.verified and _reasons(result) == ["SIGNATURE_INVALID"]
-    assert result.predicate is None and result.signers == () and result.predicate_type == ""
+    assert result.predicate is None and result.signers == () and result.predicate_summary == {}
+    # the claimed (unsigned) type is reported so denials can name the cause; nothing else of the content
+    assert result.predicate_type == "stellaops.io/predicates/scan-result@v1"
     assert "predicate" not in result.to_json()
 
 
