@@ -257,3 +257,28 @@ def assert_provider_response(doc: Any) -> None:
         assert set(item) == {"key", "value", "error"}, item
         assert isinstance(item["key"], str) and isinstance(item["error"], str), item
         assert (item["error"] == "") == (item["value"] is not None), item
+
+
+def push_dsse_referrer(
+    client: RegistryClient, registry: str, repository: str, digest: str, subject_size: int, envelope: bytes,
+    *, artifact_type: str = DSSE_MEDIA_TYPE,
+) -> str:
+    """A plain DSSE referrer (``stella attest attach --format dsse``): subject = the image."""
+    empty = client.put_blob(registry, repository, b"{}")
+    layer = client.put_blob(registry, repository, envelope)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": OCI_EMPTY, "size": 2, "digest": empty},
+            "layers": [{"mediaType": DSSE_MEDIA_TYPE, "size": len(envelope), "digest": layer}],
+            "subject": {"mediaType": OCI_MANIFEST, "size": subject_size, "digest": digest},
+        },
+        separators=(",", ":"),
+    ).encode()
+    return client.put_manifest(registry, repository, "sha256:" + hashlib.sha256(manifest).hexdigest(), manifest, OCI_MANIFEST)
+
+
+def provider_request(keys: list[Any]) -> bytes:
+    return json.dumps({"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": keys}}).encode()

@@ -1,0 +1,333 @@
+"""Resource limits through the real provider with small configured limits: every breach is a
+precise error (its reason and the limit named), none exhausts memory or hangs a worker (the
+provider answers the next request normally), and a breach never yields ``verified: true``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stellaops import dsse
+from stellaops.registry import RegistryClient
+from tests.fixtures.images import loopback_client, push_test_image
+from tests.fixtures.provider import ProviderProcess, start_provider
+from tests.hardening._support import (
+    assert_provider_response,
+    egress_env,
+    new_key,
+    provider_config,
+    provider_request,
+    push_att,
+    push_dsse_referrer,
+    reasons,
+    sign_envelope,
+    statement,
+    write_public_key,
+)
+
+LIMITS = """
+server: {deadlineSeconds: 1.5, maxKeys: 5, maxKeyLength: 300, maxBodyBytes: 32768}
+limits: {manifestBytes: 8192, blobBytes: 16384, envelopeBytes: 8192, referrers: 5, attestationsPerImage: 3}
+importApi: {tokens: [{tenant: acme, tokenFile: TOKENFILE}], maxBodyBytes: 65536}
+"""
+TOKEN = "limits-token-" + "7" * 40
+
+
+@dataclass
+class Lim:
+    registry: str
+    client: RegistryClient
+    provider: ProviderProcess
+    key: Any
+    n: int = 0
+
+    def image(self) -> tuple[str, str, int]:
+        self.n += 1
+        repo = f"limits/img{self.n}"
+        digest = push_test_image(self.registry, repo, "v1", client=self.client)
+        return repo, digest, len(self.client.get_manifest(self.registry, repo, digest).raw)
+
+    def ask_raw(self, body: bytes, **headers: str) -> tuple[int, Any]:
+        import sys
+
+        status, data = self.provider.post("/gatekeeper/v1/verify", body, headers=headers or None)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))  # our own parser must not be what fails on deep verdicts
+        try:
+            return status, json.loads(data)
+        except ValueError:
+            return status, data
+        finally:
+            sys.setrecursionlimit(limit)
+
+    def item(self, key: str) -> dict[str, Any]:
+        status, doc = self.ask_raw(provider_request([key]))
+        assert status == 200, doc
+        assert_provider_response(doc)
+        items = {i["key"]: i for i in doc["response"]["items"]}
+        assert key in items, doc
+        return items[key]
+
+    def alive(self) -> None:
+        """The provider still answers normally (no worker wedged or dead)."""
+        repo, digest, _ = self.image()
+        push_att(self.client, self.registry, repo, digest, [sign_envelope(statement(digest), [self.key])])
+        item = self.item(f"{self.registry}/{repo}@{digest}")
+        assert item["value"]["attestations"][0]["verified"] is True, item
+
+
+@pytest.fixture(scope="module")
+def lim(tmp_path_factory: pytest.TempPathFactory, ocireg: str) -> Iterator[Lim]:
+    tmp = tmp_path_factory.mktemp("limits")
+    key = new_key()
+    (tmp / "token").write_text(TOKEN)
+    cfg = provider_config(tmp, {"release-key": write_public_key(key, tmp / "k.pub")}, extra=LIMITS.replace("TOKENFILE", str(tmp / "token")))
+    env, trip = egress_env(tmp)
+    provider = start_provider(tmp / "provider", cfg, env=env)
+    client = loopback_client()
+    try:
+        yield Lim(ocireg, client, provider, key)
+    finally:
+        provider.stop()
+        client.close()
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def test_too_many_keys_is_a_request_error(lim: Lim) -> None:
+    status, doc = lim.ask_raw(provider_request([f"registry.example.com/app{i}:v1" for i in range(6)]))
+    assert status == 400
+    assert_provider_response(doc)
+    assert "6 keys" in doc["response"]["systemError"] and "server.maxKeys" in doc["response"]["systemError"]
+    lim.alive()
+
+
+def test_key_too_long_is_a_per_key_error(lim: Lim) -> None:
+    long_key = "registry.example.com/" + "a" * 300 + ":v1"
+    status, doc = lim.ask_raw(provider_request([long_key]))
+    assert status == 200
+    item = doc["response"]["items"][0]
+    assert item["error"].startswith("REQUEST_INVALID") and "maxKeyLength" in item["error"], item
+
+
+def test_non_string_keys_are_per_key_errors(lim: Lim) -> None:
+    status, doc = lim.ask_raw(provider_request([{"a": 1}, 7, None]))
+    assert status == 200
+    assert_provider_response(doc)
+    assert [i["error"].split(":")[0] for i in doc["response"]["items"]] == ["REQUEST_INVALID"] * 3
+
+
+@pytest.mark.xfail(strict=True, reason="bug: app.create_app sets MAX_CONTENT_LENGTH to max(server.maxBodyBytes, importApi.maxBodyBytes), "
+                   "so the Gatekeeper endpoint accepts bodies above server.maxBodyBytes")  # fmt: skip
+def test_body_over_server_max_body_bytes_is_refused(lim: Lim) -> None:
+    body = provider_request(["registry.example.com/app:v1"])[:-2] + b', "pad": "' + b"x" * 40000 + b'"}}'
+    status, doc = lim.ask_raw(body)  # 40 KB: above server.maxBodyBytes (32 KiB), below importApi.maxBodyBytes
+    assert status == 413, (status, doc)
+
+
+def _announce_huge_body(lim: Lim, length: int = 5 * 1024 * 1024) -> tuple[int, bytes]:
+    """Send only the request head announcing ``length`` bytes; return (status, body) of the answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", lim.provider.port), timeout=10) as s:
+        s.sendall(
+            b"POST /gatekeeper/v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {length}\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        clen = next((int(v) for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n")[1:]) if k.strip().lower() == b"content-length"), 0)
+        while len(rest) < clen:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return int(head.split(b" ")[1]), rest
+
+
+def test_body_over_every_limit_is_refused_without_reading_it(lim: Lim) -> None:
+    started = time.monotonic()
+    status, _ = _announce_huge_body(lim)
+    assert status == 413
+    assert time.monotonic() - started < 5
+    lim.alive()
+
+
+@pytest.mark.parametrize("body", [b"[" * 30_000, b'{"a":' * 6_000, b"\xff\xfe\x00", b"", b"null", b"{" + b'"k":1,' * 3000 + b'"k":2}'])
+def test_hostile_request_bodies_are_400_provider_responses(lim: Lim, body: bytes) -> None:
+    status, doc = lim.ask_raw(body)
+    assert status == 400, (status, doc)
+    assert_provider_response(doc)
+    assert doc["response"]["systemError"].startswith("bad ProviderRequest"), doc
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the Gatekeeper endpoint answers 413 with {'error': …}, not a ProviderResponse "
+                   "(Gatekeeper then sees no items and an empty systemError)")  # fmt: skip
+def test_oversized_body_answer_is_a_provider_response(lim: Lim) -> None:
+    status, body = _announce_huge_body(lim)
+    assert status == 413
+    doc = json.loads(body)
+    assert_provider_response(doc)
+    assert "maxBodyBytes" in doc["response"]["systemError"]
+
+
+def test_deeply_nested_request_does_not_kill_the_worker(lim: Lim) -> None:
+    for _ in range(3):
+        lim.ask_raw(b"[" * 16_000 + b"]" * 16_000)
+    lim.alive()
+
+
+# --------------------------------------------------------------------------- registry content
+
+
+def test_manifest_over_limit_is_limit_exceeded(lim: Lim) -> None:
+    from stellaops.registry import OCI_MANIFEST
+
+    repo, digest, _ = lim.image()
+    m = json.loads(lim.client.get_manifest(lim.registry, repo, digest).raw)
+    m["annotations"] = {"pad": "x" * 9000}
+    raw = json.dumps(m).encode()
+    big = lim.client.put_manifest(lim.registry, repo, "big", raw, OCI_MANIFEST)
+    item = lim.item(f"{lim.registry}/{repo}@{big}")
+    assert item["error"].startswith("LIMIT_EXCEEDED") and "8192" in item["error"], item
+
+
+def test_referrers_over_limit_is_limit_exceeded(lim: Lim) -> None:
+    repo, digest, size = lim.image()
+    for i in range(6):
+        push_dsse_referrer(lim.client, lim.registry, repo, digest, size, sign_envelope(statement(digest, name=f"n{i}"), [lim.key]))
+    item = lim.item(f"{lim.registry}/{repo}@{digest}")
+    assert item["error"].startswith("LIMIT_EXCEEDED") and "referrers" in item["error"], item
+
+
+def test_att_layers_over_limit_is_limit_exceeded(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    layers = [sign_envelope(statement(digest, name=f"n{i}"), [lim.key]) for i in range(6)]
+    push_att(lim.client, lim.registry, repo, digest, layers)
+    item = lim.item(f"{lim.registry}/{repo}@{digest}")
+    assert item["error"].startswith("LIMIT_EXCEEDED"), item
+
+
+def test_attestations_per_image_over_limit_is_reported(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    layers = [sign_envelope(statement(digest, name=f"n{i}"), [lim.key]) for i in range(4)]
+    push_att(lim.client, lim.registry, repo, digest, layers)
+    value = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]
+    assert len(value["attestations"]) == 3
+    assert [e["reason"] for e in value["errors"]] == ["LIMIT_EXCEEDED"], value
+
+
+def test_too_many_signatures_is_limit_exceeded(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    keys = [new_key() for _ in range(dsse.MAX_SIGNATURES)] + [lim.key]
+    push_att(lim.client, lim.registry, repo, digest, [sign_envelope(statement(digest), keys)])
+    att = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]["attestations"][0]
+    assert att["verified"] is False and reasons(att) == ["LIMIT_EXCEEDED"], att
+
+
+def _padded_envelope(lim: Lim, digest: str, size: int) -> bytes:
+    pred = {"scanner": {"name": "t", "version": "1"}, "scannedAt": "2026-11-24T10:00:00Z", "findings": [], "pad": "x" * size}
+    return sign_envelope(statement(digest, predicate_type="https://example.com/padded@v1", predicate=pred), [lim.key])
+
+
+@pytest.mark.xfail(strict=True, reason="bug: an oversized attestation layer is skipped silently (discovery Problem dropped by "
+                   "engine._verify_digest): the verdict says NO_ATTESTATION, not LIMIT_EXCEEDED")  # fmt: skip
+def test_attestation_layer_over_blob_limit_is_reported_as_limit_exceeded(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    push_att(lim.client, lim.registry, repo, digest, [_padded_envelope(lim, digest, 20000)])
+    value = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]
+    assert "LIMIT_EXCEEDED" in [e["reason"] for e in value["errors"]] + [r for a in value["attestations"] for r in reasons(a)], value
+
+
+def test_attestation_layer_over_blob_limit_is_never_verified(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    push_att(lim.client, lim.registry, repo, digest, [_padded_envelope(lim, digest, 20000)])
+    value = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]
+    assert not [a for a in value["attestations"] if a["verified"]], value
+
+
+def test_layer_whose_descriptor_understates_its_size_is_cut_off(lim: Lim) -> None:
+    """The descriptor claims 100 bytes; the blob is 12 KiB: the read stops at the claimed size
+    (plus nothing), so a lying manifest cannot make the provider read more than it declared."""
+    from stellaops.registry import OCI_MANIFEST
+
+    repo, digest, _ = lim.image()
+    env = _padded_envelope(lim, digest, 12000)
+    blob = lim.client.put_blob(lim.registry, repo, env)
+    empty = lim.client.put_blob(lim.registry, repo, b"{}")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": empty},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "size": 100, "digest": blob,
+                    "annotations": {"dev.cosignproject.cosign/signature": ""}}],
+    }).encode()  # fmt: skip
+    lim.client.put_manifest(lim.registry, repo, digest.replace(":", "-") + ".att", manifest, OCI_MANIFEST)
+    value = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]
+    assert not [a for a in value["attestations"] if a["verified"]], value
+    lim.alive()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: limits.envelopeBytes is accepted by config.py but enforced nowhere")
+def test_envelope_over_envelope_bytes_is_limit_exceeded(lim: Lim) -> None:
+    repo, digest, _ = lim.image()
+    push_att(lim.client, lim.registry, repo, digest, [_padded_envelope(lim, digest, 10000)])  # < blobBytes, > envelopeBytes
+    value = lim.item(f"{lim.registry}/{repo}@{digest}")["value"]
+    atts = value["attestations"]
+    assert not [a for a in atts if a["verified"]], value
+
+
+@pytest.mark.xfail(strict=True, reason="bug: no JSON depth limit on signed statements: a predicate nested ~975 deep parses, then "
+                   "json.dumps of the verdict raises RecursionError and the whole batch gets HTTP 500 (not a ProviderResponse)")  # fmt: skip
+def test_deeply_nested_signed_predicate_does_not_break_the_batch(lim: Lim) -> None:
+    """A trusted signer's predicate nested just below the parser's recursion limit must not
+    take down the answer for every other key of the same admission request."""
+    keys = []
+    for depth in range(940, 1000, 3):
+        repo, digest, _ = lim.image()
+        base = dsse.make_statement("app", digest, "https://example.com/deep@v1", 0)
+        payload = base[:-2] + (b"[" * depth + b"]" * depth) + b"}"
+        push_att(lim.client, lim.registry, repo, digest, [sign_envelope(payload, [lim.key])])
+        keys.append(f"{lim.registry}/{repo}@{digest}")
+    for i in range(0, len(keys), 4):  # maxKeys is 5
+        status, doc = lim.ask_raw(provider_request(keys[i : i + 4]))
+        assert status == 200, (status, doc)
+        assert_provider_response(doc)
+
+
+# --------------------------------------------------------------------------- the import API
+
+
+def _import(lim: Lim, body: bytes) -> tuple[int, Any]:
+    status, data = lim.provider.post(
+        "/api/v1/attestations/import", body, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+    )
+    return status, json.loads(data)
+
+
+def test_import_body_over_limit_is_413(lim: Lim) -> None:
+    status, doc = _import(lim, b"{}\n" * 20000)
+    assert status == 413 and doc["error"]["reason"] == "LIMIT_EXCEEDED", doc
+
+
+def test_import_deeply_nested_document_is_400(lim: Lim) -> None:
+    status, doc = _import(lim, b"[" * 20000)
+    assert status == 400 and doc["error"]["reason"] == "REQUEST_INVALID", doc
+    lim.alive()
+
+
+def test_import_too_many_documents_is_413(lim: Lim) -> None:
+    status, doc = _import(lim, b"{}" * 1001)
+    assert status == 413 and doc["error"]["reason"] == "LIMIT_EXCEEDED", doc
