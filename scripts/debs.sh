@@ -7,7 +7,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
-command -v kubectl >/dev/null || command -v kustomize >/dev/null || true
+command -v kubectl >/dev/null || need+=(kubectl)
+# a system Python that an unprivileged user can run (the container-entry test runs as nobody)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "debs: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
