@@ -324,3 +324,50 @@ def test_split_documents() -> None:
     assert split_documents(b"  \n") == []
     with pytest.raises(AttachError):
         split_documents(b'{"a":1}\n{oops')
+
+
+def test_cosign_v2_verifies_what_we_attach(ocireg: str, key: tuple[Any, str], tmp_path: Path) -> None:
+    """cosign v2 (v2.6.4) verifies the legacy .att layer. Measured here: when any bundle
+    referrer exists it switches to bundle mode by itself and then, offline, needs
+    ``--trusted-root`` (any trusted root: with --key and --insecure-ignore-tlog an empty one
+    does). docs/discovery.md says so. cosign v2 is optional (`scripts/tools.sh cosign2`)."""
+    import os
+    import subprocess
+
+    from tests.fixtures.tools import TOOLS_BIN
+
+    cosign2 = TOOLS_BIN / "cosign2"
+    if not os.access(cosign2, os.X_OK):
+        pytest.skip("cosign v2 is not built (optional): scripts/tools.sh cosign2")
+    k, pub = key
+    empty_root = tmp_path / "trusted_root.json"
+    empty_root.write_text(json.dumps({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}))
+
+    def verify(ref: Any, ptype: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(cosign2), "verify-attestation", "--key", pub, "--insecure-ignore-tlog", "--type", ptype, *extra,
+             str(ref)],
+            capture_output=True, text=True, timeout=180, env={**os.environ, "TUF_ROOT": str(tmp_path / "tuf")},
+        )
+
+    def predicate_type(proc: subprocess.CompletedProcess[str]) -> str:
+        [line] = [x for x in proc.stdout.splitlines() if x.strip()]
+        return str(json.loads(base64.b64decode(json.loads(line)["payload"]))["predicateType"])
+
+    # --format legacy: what cosign v2 reads, nothing else needed
+    client, ref, digest = _image(ocireg, "attach/cosign2-legacy")
+    attach(client, ref, make_envelope(k, ref.name, digest, SLSA02), formats=("legacy",))
+    attach(client, ref, make_envelope(k, ref.name, digest, SCAN, {"scanner": {"name": "t", "version": "1"}}),
+           formats=("legacy",))
+    for ptype, want in (("slsaprovenance", SLSA02), (SCAN, SCAN)):
+        proc = verify(ref, ptype)
+        assert proc.returncode == 0, proc.stderr
+        assert predicate_type(proc) == want
+    # default bundle,legacy: v2 sees the bundle and wants a trusted root when offline
+    client, ref, digest = _image(ocireg, "attach/cosign2-default")
+    attach(client, ref, make_envelope(k, ref.name, digest, SLSA02))
+    proc = verify(ref, "slsaprovenance")
+    assert proc.returncode != 0 and "trusted root is required" in proc.stderr
+    proc = verify(ref, "slsaprovenance", "--trusted-root", str(empty_root))
+    assert proc.returncode == 0, proc.stderr
+    assert predicate_type(proc) == SLSA02
