@@ -394,3 +394,69 @@ def test_replay_after_key_rotation_is_unverified(
     a = verdict_of(after.verify(key), key)["attestations"][0]
     assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
     client.close()
+
+
+# --------------------------------------------------------------------------- made by the real cosign
+
+
+@pytest.mark.cosign
+def test_cosign_made_attestations_verify_and_their_forgeries_do_not(
+    tmp_path: Path, ocireg: str, cosign_keypair: tuple[str, str], provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    """Attestations made by the real ``cosign attest`` (legacy ``.att`` and v3 bundle), then
+    forged byte by byte: payload edited in the ``.att`` layer and in the bundle; a genuine
+    cosign attestation of image A attached to image B with ``cosign attach attestation``
+    (which validates nothing)."""
+    from stellaops.registry import OCI_MANIFEST
+    from tests.fixtures.images import cosign_attest, run_cosign
+
+    key_path, pub_path = cosign_keypair
+    client = loopback_client()
+    digest = push_test_image(ocireg, "tamper/cosign", "v1", client=client)
+    other = push_test_image(ocireg, "tamper/cosign-other", "v1", client=client)
+    image = f"{ocireg}/tamper/cosign@{digest}"
+    pred = {"builder": {"id": "https://ci.example.com"}, "buildType": "https://example.com/b@v1"}
+    cosign_attest(key_path, image, pred, "slsaprovenance", str(tmp_path), legacy=True)
+    cosign_attest(key_path, image, pred, "slsaprovenance", str(tmp_path), legacy=False)
+    cosign_attest(key_path, f"{ocireg}/tamper/cosign-other@{other}", pred, "slsaprovenance", str(tmp_path), legacy=True)
+
+    p = provider_factory(provider_config(tmp_path, {"release-key": Path(pub_path)}))
+    atts = verdict_of(p.verify(image), image)["attestations"]
+    assert sorted((a["source"], a["verified"]) for a in atts) == [("bundle", True), ("cosign-tag", True)], atts
+
+    # 1. the .att layer: edit the payload, keep cosign's signature and annotations
+    tag = digest.replace(":", "-") + ".att"
+    m = client.get_manifest(ocireg, "tamper/cosign", tag)
+    layer = m.layers[0]
+    env = json.loads(client.get_blob(ocireg, "tamper/cosign", layer.digest))
+    st = json.loads(base64.b64decode(env["payload"]))
+    st["predicate"]["builder"]["id"] = "https://evil.example.com"
+    env["payload"] = _b64(json.dumps(st).encode())
+    forged = json.dumps(env).encode()
+    doc = json.loads(m.raw)
+    doc["layers"][0].update(digest=client.put_blob(ocireg, "tamper/cosign", forged), size=len(forged))
+    client.put_manifest(ocireg, "tamper/cosign", tag, json.dumps(doc).encode(), OCI_MANIFEST)
+
+    # 2. the bundle: the same edit inside a copy of cosign's bundle, pushed as a second referrer
+    listing = client.list_referrers(ocireg, "tamper/cosign", digest)
+    ref_desc = next(d for d in listing if d.artifact_type.startswith("application/vnd.dev.sigstore.bundle") or d.artifact_type == "application/vnd.oci.empty.v1+json")
+    bm = client.get_manifest(ocireg, "tamper/cosign", ref_desc.digest)
+    bundle = json.loads(client.get_blob(ocireg, "tamper/cosign", bm.layers[0].digest))
+    bundle["dsseEnvelope"]["payload"] = env["payload"]
+    size = len(client.get_manifest(ocireg, "tamper/cosign", digest).raw)
+    push_bundle_referrer(client, ocireg, "tamper/cosign", digest, size, json.dumps(bundle).encode())
+
+    atts = verdict_of(p.verify(image), image)["attestations"]
+    outcome = sorted((a["source"], a["verified"], tuple(reasons(a))) for a in atts)
+    assert outcome == [("bundle", False, ("SIGNATURE_INVALID",)), ("bundle", True, ()), ("cosign-tag", False, ("SIGNATURE_INVALID",))], atts
+
+    # 3. subject swap with cosign's own tool: image B's genuine attestation attached to image A2
+    digest2 = push_test_image(ocireg, "tamper/cosign2", "v1", client=client)
+    om = client.get_manifest(ocireg, "tamper/cosign-other", other.replace(":", "-") + ".att")
+    genuine_b = client.get_blob(ocireg, "tamper/cosign-other", om.layers[0].digest)
+    (tmp_path / "b.dsse.json").write_bytes(genuine_b)
+    image2 = f"{ocireg}/tamper/cosign2@{digest2}"
+    run_cosign("attach", "attestation", "--attestation", str(tmp_path / "b.dsse.json"), image2)
+    atts = verdict_of(p.verify(image2), image2)["attestations"]
+    assert [(a["verified"], reasons(a)) for a in atts] == [(False, ["SUBJECT_MISMATCH"])], atts
+    client.close()
