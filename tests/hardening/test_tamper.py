@@ -460,3 +460,35 @@ def test_cosign_made_attestations_verify_and_their_forgeries_do_not(
     atts = verdict_of(p.verify(image2), image2)["attestations"]
     assert [(a["verified"], reasons(a)) for a in atts] == [(False, ["SUBJECT_MISMATCH"])], atts
     client.close()
+
+
+def test_shared_verdict_cache_is_not_reused_across_a_trust_change(
+    tmp_path: Path, ocireg: str, redis_url: str, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    """Two providers share one Redis verdict cache. One trusts the old key and caches a
+    positive verdict; the other, configured after the rotation, must not be served it (the
+    cache key carries the trust-configuration fingerprint)."""
+    old, new = new_key(), new_key()
+    client = loopback_client()
+    digest = push_test_image(ocireg, "tamper/cache", "v1", client=client)
+    push_att(client, ocireg, "tamper/cache", digest, [sign_envelope(statement(digest), [old])])
+    client.close()
+    key = f"{ocireg}/tamper/cache@{digest}"
+    cache = f"cache: {{ttlSeconds: 300, negativeTtlSeconds: 300, digestTtlSeconds: 300, redisUrl: '{redis_url}'}}\n"
+
+    def cfg(d: Path, k: Any) -> str:
+        text = provider_config(d, {"release-key": write_public_key(k, d.parent / f"{d.name}.pub")})
+        return "\n".join(ln for ln in text.splitlines() if not ln.startswith("cache:")) + "\n" + cache
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before = provider_factory(cfg(tmp_path / "a", old), name="old-trust")
+    assert verdict_of(before.verify(key), key)["attestations"][0]["verified"] is True
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    assert r.dbsize() > 0, "the verdict was not cached in Redis: this test would prove nothing"
+    r.close()
+    after = provider_factory(cfg(tmp_path / "b", new), name="new-trust")
+    a = verdict_of(after.verify(key), key)["attestations"][0]
+    assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
