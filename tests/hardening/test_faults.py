@@ -348,3 +348,44 @@ def test_sqlite_store_locked_answers_in_time(tmp_path: Path, ocireg: str) -> Non
         assert _items(doc)[key]["value"]["attestations"][0]["verified"] is True, doc
     finally:
         provider.stop()
+
+
+# --------------------------------------------------------------------------- the Rego library
+
+
+def _opa_provider_errors(rig: Rig, key: str) -> dict[str, str]:
+    """``opa eval`` of the library's provider_errors over the http transport, against the provider."""
+    import os
+    import subprocess
+
+    from tests.fixtures.tools import ROOT, tool
+
+    sources = [p for d in ("rego/lib/stellaops", "rego/transport/http") for p in sorted((ROOT / d).glob("*.rego")) if not p.name.endswith("_test.rego")]
+    proc = subprocess.run(
+        [tool("opa"), "eval", "--format", "json", *[a for p in sources for a in ("-d", str(p))],
+         f"data.lib.stellaops.provider_errors({json.dumps([key])})"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "STELLAOPS_PROVIDER_URL": rig.provider.url},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["result"][0]["expressions"][0]["value"]
+
+
+@pytest.mark.parametrize("fault", ["registry_down", "http_503", "stalled"])
+def test_rego_library_denies_readably_during_a_registry_fault(rig: Rig, fault: str) -> None:
+    key = rig.key(via_proxy=fault != "registry_down")
+    assert _opa_provider_errors(rig, key) == {}  # the control: no problem when healthy
+    if fault == "registry_down":
+        rig.registry.stop()
+    else:
+        rig.proxy.set("status" if fault == "http_503" else "stall", code=503)
+    try:
+        errors = _opa_provider_errors(rig, key)
+    finally:
+        rig.proxy.clear()
+        if fault == "registry_down":
+            rig.registry.start()
+    assert list(errors) == [key], errors
+    message = errors[key]
+    assert f"<{key}>" in message and "retries" in message, message
+    assert any(r in message for r in ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")), message
+    assert _opa_provider_errors(rig, key) == {}
