@@ -186,7 +186,7 @@ def render(r: dict[str, Any], meta: dict[str, Any], targets: list[dict[str, Any]
         "same 2 cores: the registry, the provider, cosign and the load generator compete for them. "
         f"Load average (1 min) during the run: {_get(meta, 'load_average_1m', 'start')} at the start, "
         f"{_get(meta, 'load_average_1m', 'max_seen')} at most, {_get(meta, 'load_average_1m', 'end')} at the end "
-        "(anything above ~1 means other work shared the cores and inflated the figures).",
+        "(the bench itself adds 2-4 while wrk runs; more than that is other work sharing the cores).",
         "",
         "### Targets",
         "",
