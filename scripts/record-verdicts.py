@@ -69,7 +69,7 @@ def _digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-def scan_predicate(scanned_at: str, findings: list[tuple[str, str, str]]) -> dict[str, Any]:
+def scan_predicate(scanned_at: str, findings: list[tuple[str, str, str]], scan_id: str = "") -> dict[str, Any]:
     items = [
         {
             "id": vid,
@@ -82,7 +82,7 @@ def scan_predicate(scanned_at: str, findings: list[tuple[str, str, str]]) -> dic
     summary = {s: sum(1 for f in items if f["severity"] == s) for s in predicates.SEVERITIES}
     return {
         "scanner": {"name": "stellaops-scanner", "version": "2.4.0"},
-        "scanId": "scan-" + scanned_at[:10],
+        "scanId": scan_id or "scan-" + scanned_at[:10],
         "scannedAt": scanned_at,
         "findings": items,
         "summary": summary,
@@ -254,8 +254,9 @@ def synthetic_cases() -> dict[str, dict[str, Any]]:
             d,
             (
                 attestation(SCAN, scan_predicate("2026-09-01T10:00:00Z", []), d),
-                # Newer by its annotation only: an unsigned time never counts as fresh.
-                attestation(SCAN, scan_predicate("2026-11-24T10:00:00Z", [("CVE-2026-3001", "critical", "openssl")]), d, created="2026-11-24T10:00:00Z", created_signed=False),
+                # Newer by its annotation only (its predicate states no scannedAt): an unsigned
+                # time never counts as fresh.
+                attestation(SCAN, scan_predicate("", [("CVE-2026-3001", "critical", "openssl")], "scan-2026-11-24"), d, created="2026-11-24T10:00:00Z", created_signed=False),
                 attestation(SBOM, sbom_predicate("spdx-json", 0), d, created="2026-09-01T10:00:00Z"),
             ),
         ),
@@ -311,6 +312,8 @@ def record() -> dict[str, dict[str, Any]]:
         preds = {
             SCAN: scan_predicate(now, [("CVE-2026-2001", "critical", "openssl"), ("CVE-2026-1000", "low", "zlib")]),
             SBOM: sbom_predicate(),
+            VEX: vex_predicate(now, [("CVE-2026-2001", "not_affected")]),
+            SLSA1: slsa1_predicate("https://github.com/actions/runner/github-hosted", "git+https://github.com/stellaops/app@refs/heads/main"),
         }
         for i, (ptype, pred) in enumerate(preds.items()):
             (work / f"p{i}.json").write_text(json.dumps(pred))

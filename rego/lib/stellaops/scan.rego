@@ -60,11 +60,9 @@ _vex_statuses(attestations, vulnerability) := {s.status |
 	s.vulnerability == vulnerability
 }
 
-# age_hours(attestation, now_ns): hours since the attestation's signed creation time; undefined
-# when the time is not signed (annotations are not evidence) or cannot be parsed.
-age_hours(attestation, now_ns) := (now_ns - time.parse_rfc3339_ns(attestation.created)) / 3600000000000 if {
-	attestation.createdSigned == true
-}
+# age_hours(attestation, now_ns): hours since the attestation's signed creation time
+# (signed_time_ns); undefined when there is none (annotations are not evidence).
+age_hours(attestation, now_ns) := (now_ns - signed_time_ns(attestation)) / 3600000000000
 
 scan_result_type := "stellaops.io/predicates/scan-result@v1"
 

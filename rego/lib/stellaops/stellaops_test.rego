@@ -401,8 +401,31 @@ test_success_vex_newest_statement_decides if {
 }
 
 test_success_age_hours_only_for_signed_times if {
-	stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": true}, time.parse_rfc3339_ns("2026-11-25T10:00:00Z")) == 24
-	not stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": false}, 0)
+	now := time.parse_rfc3339_ns("2026-11-25T10:00:00Z")
+	stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": true}, now) == 24
+	not stellaops.age_hours({"created": "2026-11-24T10:00:00Z", "createdSigned": false}, now)
+	stellaops.age_hours({"created": "x", "createdSigned": false, "verified": true, "predicateSummary": {"scannedAt": "2026-11-25T08:00:00Z"}}, now) == 2
+	not stellaops.age_hours({"created": "x", "createdSigned": false, "verified": false, "predicateSummary": {"scannedAt": "2026-11-25T08:00:00Z"}}, now)
+}
+
+test_success_vex_order_from_signed_predicate_timestamps if {
+	# The provider marks VEX creation times unsigned (recorded_offline); the signed predicate's
+	# timestamp, repeated in predicateSummary, still orders them.
+	older := {"predicateType": "v", "verified": true, "createdSigned": false, "created": "2026-11-25T00:00:00Z", "predicateSummary": {"timestamp": "2026-11-01T00:00:00Z", "statements": [{"vulnerability": "CVE-1", "status": "not_affected"}]}}
+	newer := {"predicateType": "v", "verified": true, "createdSigned": false, "created": "2026-11-01T00:00:00Z", "predicateSummary": {"timestamp": "2026-11-20T00:00:00Z", "statements": [{"vulnerability": "CVE-1", "status": "affected"}]}}
+	ranked := stellaops.attestations_in({"attestations": [older, newer]}, "v")
+	ranked == [newer, older]
+	stellaops.vex_cleared(ranked) == set()
+}
+
+test_success_recorded_vex_clears_the_recorded_critical if {
+	verdict := stellaops.verdict(stub.recorded_offline) with data.lib.stellaops.transport.verdicts as stub.verdicts
+	vex := stellaops.accepted_attestations(verdict, "stellaops.io/predicates/vex@v1", {"requireTlog": false})
+	stellaops.vex_cleared(vex) == {"CVE-2026-2001"}
+	scan := stellaops.accepted_attestation(verdict, "stellaops.io/predicates/scan-result@v1", {"requireTlog": false})
+	stellaops.scan_counts(scan.predicateSummary, stellaops.vex_cleared(vex)).critical == 0
+	slsa := stellaops.accepted_attestation(verdict, "slsaprovenance1", {"requireTlog": false})
+	slsa.predicateSummary.builderId == "https://github.com/actions/runner/github-hosted"
 }
 
 # ---- helpers for policies ---------------------------------------------------------------------

@@ -171,7 +171,7 @@ _well_formed(verdict) if {
 
 # attestations_in(verdict, predicate_type) lists the verdict's attestations of that predicate
 # type (cosign aliases accepted), best first: verified before unverified, then newest first by
-# the *signed* creation time (createdSigned); unsigned times rank as oldest.
+# the *signed* creation time (signed_time_ns); attestations without one rank as oldest.
 attestations_in(verdict, predicate_type) := [verdict.attestations[r[2]] |
 	want := resolve_predicate_type(predicate_type)
 	ranked := sort([[_unverified_rank(a), 0 - _signed_time_ns(a), i] |
@@ -186,10 +186,25 @@ _unverified_rank(attestation) := 0 if attestation.verified == true
 
 _unverified_rank(attestation) := 1 if not attestation.verified == true
 
-# signed_time_ns(attestation) is the signed or logged creation time in ns, else 0 (oldest).
-_signed_time_ns(attestation) := time.parse_rfc3339_ns(attestation.created) if {
-	attestation.createdSigned == true
+_signed_time_ns(attestation) := t if {
+	t := signed_time_ns(attestation)
 } else := 0
+
+# signed_time_ns(attestation): when the attestation was made, in ns, from signed or logged
+# evidence only: `created` when the provider marks it signed (createdSigned), else, for a
+# verified attestation, the time its signed predicate states (scan-result scannedAt, VEX
+# timestamp, as predicateSummary repeats them). Undefined when there is none: an annotation's
+# time is not evidence.
+signed_time_ns(attestation) := time.parse_rfc3339_ns(attestation.created) if {
+	attestation.createdSigned == true
+} else := time.parse_rfc3339_ns(_predicate_time(attestation.predicateSummary)) if {
+	attestation.verified == true
+}
+
+_predicate_time(summary) := summary.scannedAt if {
+	is_string(summary.scannedAt)
+	summary.scannedAt != ""
+} else := summary.timestamp
 
 # get_attestations(image, predicate_type): every attestation of that type on the image, best first.
 # It keeps the `get_` prefix because get_attestation is the seed's public name and this is its
