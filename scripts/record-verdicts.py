@@ -44,8 +44,8 @@ STABLE_HOST = "registry.example.com"
 
 sys.path.insert(0, str(ROOT / "provider"))
 
-from stellaops import predicates  # noqa: E402
-from stellaops.verdict import AttestationResult, ErrorItem, Signer, TlogResult, Verdict  # noqa: E402
+from stellaops import predicates
+from stellaops.verdict import AttestationResult, ErrorItem, Signer, TlogResult, Verdict
 
 SCAN = predicates.SCAN_RESULT_V1
 SBOM = predicates.SBOM_V1
@@ -295,6 +295,7 @@ def record() -> dict[str, dict[str, Any]]:
     from stellaops import dsse
     from stellaops.attach import attach
     from stellaops.reference import parse_reference
+
     from tests.fixtures.images import loopback_client, push_test_image
     from tests.fixtures.provider import start_provider
     from tests.fixtures.registries import _stop, start_ocireg

@@ -45,7 +45,7 @@ def gatekeeper_eval() -> str:
     out = Path(os.environ.get("STELLAOPS_TOOLS_CACHE", Path.home() / ".cache" / "stellaops" / "tools")) / f"gatekeeper-eval-{digest}" / "gatekeeper-eval"
     if not out.exists():
         env = {**os.environ, "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "local"}
-        proc = subprocess.run(["go", "build", "-o", str(out), "."], cwd=SRC, capture_output=True, text=True, timeout=1800, env=env)
+        proc = subprocess.run(["go", "build", "-o", str(out), "."], cwd=SRC, capture_output=True, check=False, text=True, timeout=1800, env=env)
         assert proc.returncode == 0, f"building gatekeeper-eval failed:\n{proc.stderr}"
     return str(out)
 
@@ -61,7 +61,7 @@ def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _stella(*args: str) -> str:
-    proc = subprocess.run([STELLA, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
+    proc = subprocess.run([STELLA, *args], capture_output=True, check=False, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
     assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
     return proc.stdout
 
@@ -130,7 +130,7 @@ def review(binary: str, world: dict[str, Any], tmp: Path, policy: str, cons: dic
            "-provider-url", url or f"{provider.url}/gatekeeper/v1/verify", "-ca-file", str(tls.ca_cert), "-timeout", "5", "-repeat", str(repeat)]
     if client_cert:
         cmd += ["-client-cert", str(tls.client_cert), "-client-key", str(tls.client_key)]
-    proc = subprocess.run([*cmd, *paths], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*cmd, *paths], capture_output=True, check=False, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     return {Path(p).stem: [r["msg"] for r in out[p]] for p in paths}

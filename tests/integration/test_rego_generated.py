@@ -15,7 +15,7 @@ TEMPLATES = sorted((ROOT / "deploy" / "gatekeeper").glob("*/template.yaml"))
 
 
 def test_generated_files_are_up_to_date() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"], capture_output=True, check=False, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -44,7 +44,7 @@ def kyverno_binary() -> str | None:
 def _netns_ok() -> bool:
     if not shutil.which("unshare") or not shutil.which("ip"):
         return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False, timeout=10).returncode == 0
 
 
 pytestmark = [
@@ -58,7 +58,7 @@ def test_kyverno_verify_images_accepts_stella_attestations(tmp_path: Path) -> No
     """Signed and clean: pass; no attestation: fail; critical finding: fail (policy conditions)."""
     proc = subprocess.run(
         ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" -m tests.integration.test_rego_kyverno "$1" "$2"', sys.executable, str(tmp_path), kyverno_binary() or ""],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        capture_output=True, check=False, text=True, timeout=900, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -87,7 +87,7 @@ def _inside(workdir: Path, kyverno: str) -> dict[str, Any]:
     env = {**os.environ, "COSIGN_PASSWORD": "pw", "HOME": str(workdir)}
 
     def run(*cmd: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=300, env=env, cwd=workdir)
+        return subprocess.run(list(cmd), capture_output=True, check=False, text=True, timeout=300, env=env, cwd=workdir)
 
     host, registry, tmp = start_ocireg(True)
     try:

@@ -40,7 +40,7 @@ def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def stella(*args: str) -> str:
-    proc = subprocess.run([STELLA, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
+    proc = subprocess.run([STELLA, *args], capture_output=True, check=False, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
     assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
     return proc.stdout
 
@@ -104,7 +104,7 @@ def opa_eval(
     else:
         env["STELLAOPS_PROVIDER_URL"] = url
     env.update(extra_env or {})
-    proc = subprocess.run([*cmd, query], capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run([*cmd, query], capture_output=True, check=False, text=True, timeout=60, env=env)
     result = json.loads(proc.stdout).get("result", []) if proc.stdout.strip() else []
     values = [r["bindings"]["x"] for r in result]
     return proc.returncode, values
@@ -183,5 +183,5 @@ def test_policy_bundle_fails_closed_without_a_provider_url(world: dict[str, Any]
 
 def test_provider_process_is_the_real_one(world: dict[str, Any]) -> None:
     provider: ProviderProcess = world["provider"]
-    status, body = provider.get("/healthz")
+    status, _body = provider.get("/healthz")
     assert status == 200 and provider.proc is not None and provider.proc.poll() is None
