@@ -1,53 +1,41 @@
-"""The generated ConstraintTemplates in Gatekeeper's own policy engine, against the real provider.
+"""The generated ConstraintTemplates in Gatekeeper's own engine, against the real provider.
 
-gator cannot call external_data, so `rego/tools/gatekeeper-eval` wires Gatekeeper's pieces as its
-main.go does (frameworks' Rego driver and Gatekeeper's admission target at the versions
-Gatekeeper v3.23.0 pins, external data with a Provider resource, the response cache, the
-client certificate for mTLS, http.send disabled, no referential data) and reviews objects.
-The provider is `stella serve` with TLS 1.3 and client-certificate authentication, in front of a
-real registry holding attestations made by `stella` (key, offline) and by the offline test
+gator cannot call external_data; `gkharness` (tests/gatekeeper/, built by `make tools`) runs
+Gatekeeper v3.23.1's validation engine as its main.go wires it (Provider with https URL,
+caBundle and timeout, TLS 1.3, the client certificate, the response cache). tests/gatekeeper
+covers the samples and the engine; these cases add the library's own decisions on the
+provider's real answers: keyless + logged vs key-signed offline attestations, requireTlog,
+thresholds, whole-value identity regexps, initContainers in a Deployment, and failing closed
+when the provider is unreachable or refuses a Gatekeeper without its client certificate.
+The provider is `stella serve` with TLS 1.3 and client-certificate authentication, in front of
+a real registry holding attestations made by `stella` (key, offline) and by the offline test
 Sigstore (keyless, logged).
-
-This proves that the templates compile where it matters (AddTemplate would refuse a rego.v1
-import, a package outside data.lib, a data reference) and decide on the provider's real answers.
-The program is built on first use into ~/.cache/stellaops/tools (Go module proxy; a few minutes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.fixtures.images import loopback_client, push_test_image
+from tests.fixtures.gatekeeper import provider_yaml
 from tests.fixtures.provider import ProviderProcess, TLSFiles, free_port, make_tls, start_provider
 from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "rego" / "tools" / "gatekeeper-eval"
 TEMPLATES = ROOT / "deploy" / "gatekeeper"
 STELLA = str(Path(sys.executable).parent / "stella")
 SCAN = "stellaops.io/predicates/scan-result@v1"
 
 pytestmark = pytest.mark.slow
-
-
-def gatekeeper_eval() -> str:
-    """The gatekeeper-eval binary for the current sources, built if needed."""
-    digest = hashlib.sha256(b"".join((SRC / n).read_bytes() for n in ("main.go", "go.mod", "go.sum"))).hexdigest()[:12]
-    out = Path(os.environ.get("STELLAOPS_TOOLS_CACHE", Path.home() / ".cache" / "stellaops" / "tools")) / f"gatekeeper-eval-{digest}" / "gatekeeper-eval"
-    if not out.exists():
-        env = {**os.environ, "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "local"}
-        proc = subprocess.run(["go", "build", "-o", str(out), "."], cwd=SRC, capture_output=True, check=False, text=True, timeout=1800, env=env)
-        assert proc.returncode == 0, f"building gatekeeper-eval failed:\n{proc.stderr}"
-    return str(out)
 
 
 def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
@@ -64,11 +52,6 @@ def _stella(*args: str) -> str:
     proc = subprocess.run([STELLA, *args], capture_output=True, check=False, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
     assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
     return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def binary() -> str:
-    return gatekeeper_eval()
 
 
 @pytest.fixture(scope="module")
@@ -117,40 +100,48 @@ def constraint(kind: str, parameters: dict[str, Any]) -> dict[str, Any]:
             "spec": {"match": {"kinds": [{"apiGroups": ["", "apps"], "kinds": ["Pod", "Deployment"]}]}, "parameters": parameters}}
 
 
-def review(binary: str, world: dict[str, Any], tmp: Path, policy: str, cons: dict[str, Any], objects: dict[str, dict[str, Any]],
+def review(harness_factory: Callable[..., Any], world: dict[str, Any], policy: str, cons: dict[str, Any], objects: dict[str, dict[str, Any]],
            *, url: str | None = None, repeat: int = 1, client_cert: bool = True) -> dict[str, list[str]]:
+    """Violation messages per object, each object reviewed `repeat` times (later rounds hit
+    Gatekeeper's response cache and must answer the same)."""
     tls: TLSFiles = world["tls"]
     provider: ProviderProcess = world["provider"]
-    (tmp / "constraint.yaml").write_text(yaml.safe_dump(cons))
-    paths = []
+    run = harness_factory(
+        templates=[TEMPLATES / policy / "template.yaml"],
+        constraints=[yaml.safe_dump(cons)],
+        providers=[provider_yaml(url or f"{provider.url}/gatekeeper/v1/verify", tls.ca_pem, timeout=5)],
+        client_cert=tls.client_cert if client_cert else None,
+        client_key=tls.client_key if client_cert else None,
+        cache_ttl="3m",
+    )
+    assert run.setup_error is None, run.setup_error
+    out: dict[str, list[str]] = {}
     for name, obj in objects.items():
-        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(obj))
-        paths.append(str(tmp / f"{name}.yaml"))
-    cmd = [binary, "-template", str(TEMPLATES / policy / "template.yaml"), "-constraint", str(tmp / "constraint.yaml"),
-           "-provider-url", url or f"{provider.url}/gatekeeper/v1/verify", "-ca-file", str(tls.ca_cert), "-timeout", "5", "-repeat", str(repeat)]
-    if client_cert:
-        cmd += ["-client-cert", str(tls.client_cert), "-client-key", str(tls.client_key)]
-    proc = subprocess.run([*cmd, *paths], capture_output=True, check=False, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    return {Path(p).stem: [r["msg"] for r in out[p]] for p in paths}
+        rounds = []
+        for _ in range(repeat):
+            result = run.review(obj)
+            assert result.get("error", "") == "", result
+            rounds.append([v["message"] for v in result["violations"]])
+        assert all(r == rounds[0] for r in rounds), rounds
+        out[name] = rounds[0]
+    return out
 
 
 @pytest.mark.parametrize("policy", sorted(p.parent.name for p in TEMPLATES.glob("*/template.yaml")))
-def test_every_template_compiles_in_gatekeeper_and_runs_its_sample_constraint(binary: str, world: dict[str, Any], tmp_path: Path, policy: str) -> None:
+def test_every_template_denies_an_unattested_image_in_gatekeeper(harness_factory: Any, world: dict[str, Any], policy: str) -> None:
     sample = next((ROOT / "rego" / "policies" / policy / "samples").glob("*/constraint.yaml"))
     cons = yaml.safe_load(sample.read_text())
-    got = review(binary, world, tmp_path, policy, cons, {"unsigned": pod("u", world["images"]["unsigned"])})
+    got = review(harness_factory, world, policy, cons, {"unsigned": pod("u", world["images"]["unsigned"])})
     assert got["unsigned"], f"{policy} let an image without attestations through"
     assert all(world["images"]["unsigned"] in m for m in got["unsigned"])
 
 
-def test_require_attestations_decides_on_real_verdicts(binary: str, world: dict[str, Any], tmp_path: Path) -> None:
+def test_require_attestations_decides_on_real_verdicts(harness_factory: Any, world: dict[str, Any]) -> None:
     imgs = world["images"]
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"},
                   "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
                       "initContainers": [{"name": "init", "image": imgs["unsigned"]}], "containers": [{"name": "app", "image": imgs["logged"]}]}}}}
-    got = review(binary, world, tmp_path, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}), {
+    got = review(harness_factory, world, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}), {
         "logged": pod("logged", imgs["logged"]),
         "offline": pod("offline", imgs["offline"]),
         "unsigned": pod("unsigned", imgs["unsigned"]),
@@ -163,35 +154,35 @@ def test_require_attestations_decides_on_real_verdicts(binary: str, world: dict[
     assert len(got["deployment"]) == 1 and got["deployment"][0].startswith(f"initContainer <init> image <{imgs['unsigned']}>")
 
 
-def test_offline_signatures_pass_with_require_tlog_false_and_thresholds_apply(binary: str, world: dict[str, Any], tmp_path: Path) -> None:
+def test_offline_signatures_pass_with_require_tlog_false_and_thresholds_apply(harness_factory: Any, world: dict[str, Any]) -> None:
     imgs = world["images"]
     cons = constraint("StellaOpsScanThresholds", {"maxCounts": {"critical": 0}, "requireTlog": False, "signers": {"authorities": ["release-key"]}})
-    got = review(binary, world, tmp_path, "scanthresholds", cons, {"offline": pod("o", imgs["offline"]), "critical": pod("c", imgs["critical"])})
+    got = review(harness_factory, world, "scanthresholds", cons, {"offline": pod("o", imgs["offline"]), "critical": pod("c", imgs["critical"])})
     assert got["offline"] == []
     assert len(got["critical"]) == 1 and "finds critical 1 (max 0)" in got["critical"][0]
 
 
-def test_allowed_signers_keyless_identity_regexp_is_whole_value(binary: str, world: dict[str, Any], tmp_path: Path) -> None:
+def test_allowed_signers_keyless_identity_regexp_is_whole_value(harness_factory: Any, world: dict[str, Any]) -> None:
     imgs = world["images"]
     rule = {"predicateType": SCAN, "identities": [{"issuer": ISSUER, "subjectRegExp": r"https://github\.com/acme/app/.*@refs/heads/main"}]}
-    got = review(binary, world, tmp_path, "allowedsigners", constraint("StellaOpsAllowedSigners", {"rules": [rule]}),
+    got = review(harness_factory, world, "allowedsigners", constraint("StellaOpsAllowedSigners", {"rules": [rule]}),
                  {"logged": pod("l", imgs["logged"]), "offline": pod("o", imgs["offline"])})
     assert got["logged"] == [] and len(got["offline"]) == 1
     prefix = {"predicateType": SCAN, "identities": [{"issuer": ISSUER, "subjectRegExp": r"https://github\.com/acme/app/"}]}
-    got = review(binary, world, tmp_path, "allowedsigners", constraint("StellaOpsAllowedSigners", {"rules": [prefix]}), {"logged": pod("l", imgs["logged"])})
+    got = review(harness_factory, world, "allowedsigners", constraint("StellaOpsAllowedSigners", {"rules": [prefix]}), {"logged": pod("l", imgs["logged"])})
     assert len(got["logged"]) == 1 and "the constraint accepts only" in got["logged"][0]
 
 
-def test_fails_closed_when_the_provider_is_unreachable(binary: str, world: dict[str, Any], tmp_path: Path) -> None:
+def test_fails_closed_when_the_provider_is_unreachable(harness_factory: Any, world: dict[str, Any]) -> None:
     down = f"https://127.0.0.1:{free_port()}/gatekeeper/v1/verify"  # nothing listens there
-    got = review(binary, world, tmp_path, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
+    got = review(harness_factory, world, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
                  {"logged": pod("l", world["images"]["logged"])}, url=down)
     assert len(got["logged"]) == 1
     assert "could not verify image" in got["logged"][0] and "failed to send external data request" in got["logged"][0]
 
 
-def test_fails_closed_without_the_client_certificate(binary: str, world: dict[str, Any], tmp_path: Path) -> None:
+def test_fails_closed_without_the_client_certificate(harness_factory: Any, world: dict[str, Any]) -> None:
     """The provider requires mTLS: a Gatekeeper presenting no certificate gets nothing, and denies."""
-    got = review(binary, world, tmp_path, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
+    got = review(harness_factory, world, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
                  {"logged": pod("l", world["images"]["logged"])}, client_cert=False)
     assert len(got["logged"]) == 1 and "could not verify image" in got["logged"][0]
