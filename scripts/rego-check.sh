@@ -5,7 +5,8 @@
 #   2. opa check --strict with Gatekeeper's capabilities (opa v1.17.1 + external_data);
 #   3. opa test --coverage, once per transport (they share a package and are never loaded
 #      together), each at >= REGO_COVERAGE_MIN percent (default 95);
-#   4. the generated files are up to date (scripts/generate.py --check).
+#   4. the generated files are up to date (scripts/generate.py --check);
+#   5. no rego.v1 import in what Gatekeeper loads.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,11 @@ echo "== opa fmt --list"
 unformatted="$(find rego -name '*.rego' -not -path 'rego/bundles/seed/*' -print0 | xargs -0 "$OPA" fmt --list)"
 if [ -n "$unformatted" ]; then
 	fail "not formatted (run: $OPA fmt -w <file>):"$'\n'"$unformatted"
+fi
+
+echo "== no rego.v1 import (Gatekeeper refuses it; templates declare source.version v1)"
+if grep -rn --include='*.rego' -E '^[[:space:]]*import[[:space:]]+rego\.v1' rego/lib rego/transport rego/policies; then
+	fail "remove the rego.v1 imports above"
 fi
 
 # The sets of paths each run loads: core + one transport + stub and recorded verdicts (+ policies
