@@ -181,13 +181,16 @@ def _demo(work: Path, procs: list[subprocess.Popen[bytes]]) -> int:
     print(f"    systemError: {answer['response']['systemError']!r}")
 
     say("8. the seed's OPA policy with opa eval (http.send to the provider)")
-    bundle = ROOT / "rego" / "bundles" / "seed"
+    seed, pipeline = ROOT / "rego" / "bundles" / "seed", ROOT / "rego" / "bundles" / "pipeline"
     verdicts = {}
     for name, image in (("signed", signed), ("unsigned", unsigned)):
         pod = {"kind": "Pod", "metadata": {"name": f"{name}-pod"}, "spec": {"containers": [{"name": "app", "image": image}]}}
         (work / f"{name}-pod.json").write_text(json.dumps(pod))
         res = run(
-            [str(BIN / "opa"), "eval", "--format", "json", "-b", str(bundle), "-i", str(work / f"{name}-pod.json"), "data.stellaops.attestation.deny"],
+            [
+                str(BIN / "opa"), "eval", "--format", "json", "--bundle", str(seed), "--bundle", str(pipeline),
+                "--input", str(work / f"{name}-pod.json"), "data.stellaops.attestation.deny",
+            ],
             env={"STELLAOPS_PROVIDER_URL": provider},
         )
         result = json.loads(res.stdout)["result"][0]["expressions"][0]["value"]

@@ -221,14 +221,17 @@ get_attestation(image, predicate_type) := get_attestations(image, predicate_type
 # ---------------------------------------------------------------------------------------------
 
 # verify_attestation(attestation): the provider verified it, it names at least one signer (an
-# authority configured in the provider), and its transparency-log entry verified. The name is
-# the seed guide's public contract. Policies that accept offline signatures without a log entry
-# use verify_attestation_by(attestation, {"requireTlog": false}).
+# authority configured in the provider), and its transparency-log entry verified, unless the
+# provider's own trust configuration did not require one for it (tlog.required false: the
+# operator's requireTlog: false, cosign's --insecure-ignore-tlog). The name is the seed guide's
+# public contract. Policies decide explicitly with verify_attestation_by(attestation,
+# {"requireTlog": true|false}).
 verify_attestation(attestation) if verify_attestation_by(attestation, {})
 
 # verify_attestation_by(attestation, requirements) is verify_attestation with requirements on
 # who signed. requirements is an object; every field is optional:
-#   requireTlog  (bool, default true)  the transparency-log entry must have verified
+#   requireTlog  (bool)  true: the log entry must have verified; false: not needed; absent: as
+#                the provider required (tlog.required, true unless requireTlog: false there)
 #   authorities  ([string])            the signer's authority name is one of these
 #   keyIds       ([string])            a key signer's keyId ("sha256:<hex of SPKI DER>") is one of these
 #   identities   ([{issuer|issuerRegExp, subject|subjectRegExp}])  a keyless signer matches one
@@ -245,6 +248,11 @@ verify_attestation_by(attestation, requirements) if {
 _tlog_ok(attestation, _) if attestation.tlog.verified == true
 
 _tlog_ok(_, requirements) if requirements.requireTlog == false
+
+_tlog_ok(attestation, requirements) if {
+	not "requireTlog" in object.keys(requirements)
+	attestation.tlog.required == false
+}
 
 # signer_accepted(signer, requirements): this signer satisfies the signer part of requirements.
 signer_accepted(signer, requirements) if {

@@ -481,9 +481,11 @@ test_success_recorded_logged_keyless_passes_the_seed_check if {
 	not stellaops.verify_attestation_by(att, {"authorities": ["release-key"]})
 }
 
-test_fail_recorded_offline_needs_require_tlog_false if {
+test_success_recorded_offline_passes_as_the_provider_required if {
 	att := stellaops.get_attestation(stub.recorded_offline, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
-	not stellaops.verify_attestation(att)
+	att.tlog.required == false # the provider ran with requireTlog: false
+	stellaops.verify_attestation(att)
+	not stellaops.verify_attestation_by(att, {"requireTlog": true})
 	stellaops.verify_attestation_by(att, {"requireTlog": false, "authorities": ["release-key"]})
 	stellaops.verify_attestation_by(att, {"requireTlog": false, "keyIds": [att.signers[0].keyId]})
 	counts := stellaops.scan_counts(att.predicateSummary, set())
@@ -496,4 +498,18 @@ test_fail_recorded_unsigned_and_invalid_reference if {
 	errors := stellaops.provider_errors([stub.recorded_invalid_reference, stub.recorded_logged]) with data.lib.stellaops.transport.verdicts as stub.verdicts
 	object.keys(errors) == {stub.recorded_invalid_reference}
 	contains(errors[stub.recorded_invalid_reference], "INVALID_REFERENCE: digest in")
+}
+
+test_success_verify_attestation_follows_the_providers_tlog_requirement if {
+	stellaops.verify_attestation(_att({"tlog": {"verified": false, "required": false}}))
+	stellaops.verify_attestation_by(_att({"tlog": {"verified": false, "required": false}}), {"authorities": ["release-key"]})
+}
+
+test_fail_verify_attestation_when_the_provider_required_a_log if {
+	not stellaops.verify_attestation(_att({"tlog": {"verified": false, "required": true}}))
+	not stellaops.verify_attestation(_att({"tlog": {"verified": false}}))
+}
+
+test_fail_explicit_require_tlog_overrides_the_provider if {
+	not stellaops.verify_attestation_by(_att({"tlog": {"verified": false, "required": false}}), {"requireTlog": true})
 }
