@@ -166,6 +166,10 @@ def test_download_prints_what_cosign_download_prints(registry: str, cosign_keypa
     for d in ours[n_bundles:]:
         assert list(d) == ["payloadType", "payload", "signatures"]
         assert all(list(s) == ["keyid", "sig"] for s in d["signatures"])
+    # legacy lines are byte for byte what cosign prints (Go's json.Marshal of its struct)
+    raw_theirs = run_cosign("download", "attestation", ref).stdout.splitlines()[n_bundles:]
+    raw_ours = _ok(stella("attest", "download", ref)).splitlines()[n_bundles:len(theirs)]
+    assert sorted(raw_ours) == sorted(raw_theirs)
 
 
 def test_download_by_predicate_type(ocireg: str, cosign_keypair: tuple[str, str], tmp_path: Path) -> None:
