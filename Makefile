@@ -42,6 +42,7 @@ unit: venv ## Unit tests only (nothing started)
 	@$(PYTEST) -q tests/unit
 
 bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/results and docs/benchmarks.md
+	@$(PIP) install -q --disable-pip-version-check -e '.[bench]'
 	@$(PY) bench/run.py
 
 .PHONY: help venv debs tools demo generate rego-test test unit bench

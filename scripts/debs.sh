@@ -8,6 +8,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v kubectl >/dev/null || need+=(kubectl)
+command -v wrk >/dev/null || need+=(wrk)            # make bench: load generator
+command -v hyperfine >/dev/null || need+=(hyperfine)  # make bench: CLI start-up
 # a system Python that an unprivileged user can run (the container-entry test runs as nobody)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv python3-pip)
 if [ ${#need[@]} -gt 0 ]; then

@@ -29,6 +29,7 @@ from .candidate import Candidate
 from .config import Config
 from .errors import RegistryError, StellaError
 from .reference import Reference, parse_reference
+from .clients import make_registry_client
 from .verdict import AttestationResult, ErrorItem, Verdict
 
 log = logging.getLogger("stellaops.engine")
@@ -103,6 +104,10 @@ class Engine:
         result = BatchResult()
         futures: dict[Future[Verdict], str] = {}
         for key in dict.fromkeys(keys):  # distinct, in order
+            hit = self._cached_fast(key)
+            if hit is not None:  # warm path: answered inline, no pool hop
+                result.verdicts[key] = hit
+                continue
             futures[self._pool.submit(self._verify_key_guarded, key, deadline)] = key
         pending = set(futures)
         while pending:
@@ -157,9 +162,9 @@ class Engine:
             cache_key = self._cache_key(digest)
             cached = self.cache.get(cache_key)
             if cached is not None:
-                metrics.CACHE.labels("hit").inc()
-                return _verdict_from_cache(cached, key)
-            metrics.CACHE.labels("miss").inc()
+                metrics.CACHE_HIT.inc()
+                return CachedVerdict(image=key, digest=digest, raw=cached)
+            metrics.CACHE_MISS.inc()
             verdict = self._verify_digest(key, ref, digest)
         positive = any(a.verified for a in verdict.attestations)
         ttl = self.config.cache.ttl_seconds if positive else self.config.cache.negative_ttl_seconds
@@ -168,6 +173,24 @@ class Engine:
         for a in verdict.attestations:
             metrics.OUTCOMES.labels("VERIFIED" if a.verified else (a.errors[0].reason if a.errors else "UNVERIFIED")).inc()
         return verdict
+
+    def _cached_fast(self, key: str) -> Verdict | None:
+        """The cached verdict of ``key`` when its digest is already known, without I/O."""
+        try:
+            ref = parse_reference(key)
+        except StellaError:
+            return None
+        digest = ref.digest
+        if digest is None:
+            hit = self._digests.get(str(ref))  # a dict read is atomic; expiry checked below
+            if hit is None or hit[1] <= time.monotonic():
+                return None
+            digest = hit[0]
+        cached = self.cache.get(self._cache_key(digest))
+        if cached is None:
+            return None
+        metrics.CACHE_HIT.inc()
+        return CachedVerdict(image=key, digest=digest, raw=cached)
 
     def invalidate(self, digest: str) -> None:
         """Forget the cached verdict of one digest (after an import adds attestations to it)."""
@@ -240,37 +263,6 @@ class Engine:
         return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
 
 
-def make_registry_client(config: Config, *, for_cli: bool = False) -> Any:
-    """The registry client for this configuration.
-
-    The provider honours ``registries.allowPrivate`` and uses only the configured docker
-    config. The CLI (``for_cli``), like docker and cosign on a workstation, may reach loopback
-    and private registries (plain HTTP for localhost/127.0.0.0/8) and falls back to
-    ``~/.docker/config.json`` for credentials.
-    """
-    from .registry import RegistryClient, RegistryLimits, RegistryPolicy
-    from .registry_auth import DockerConfig
-
-    reg = config.registries
-    lim = config.limits
-    policy = RegistryPolicy(
-        allow=reg.allow, insecure=reg.insecure, allow_private=True if for_cli else reg.allow_private, plain_http_loopback=True
-    )
-    limits = RegistryLimits(
-        manifest_bytes=lim.manifest_bytes,
-        blob_bytes=lim.blob_bytes,
-        referrers=lim.referrers,
-        connect_timeout=lim.connect_timeout_seconds,
-        read_timeout=lim.read_timeout_seconds,
-        retries=lim.retries,
-    )
-    if reg.docker_config or for_cli:
-        auth: Any = DockerConfig(reg.docker_config or None)
-    else:
-        auth = None
-    return RegistryClient(policy=policy, limits=limits, auth=auth)
-
-
 def _verdict_to_cache(v: Verdict) -> bytes:
     doc = v.to_json()
     doc.pop("image", None)
@@ -279,19 +271,19 @@ def _verdict_to_cache(v: Verdict) -> bytes:
 
 @dataclass(frozen=True)
 class CachedVerdict(Verdict):
-    """A verdict served from the cache: its JSON is kept as it was computed."""
+    """A verdict served from the cache. ``raw`` is its JSON as computed (without ``image``), so
+    the Gatekeeper answer can splice the bytes instead of parsing and re-encoding them."""
 
-    doc: dict[str, Any] = field(default_factory=dict)
+    raw: bytes = b"{}"
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.doc)
-        out["image"] = self.image
+        out: dict[str, Any] = {"image": self.image}
+        out.update(json.loads(self.raw))
         return out
 
-
-def _verdict_from_cache(data: bytes, key: str) -> Verdict:
-    doc = json.loads(data)
-    return CachedVerdict(image=key, digest=doc.get("digest", ""), doc=doc)
+    def value_bytes(self, key_json: bytes) -> bytes:
+        """The verdict's JSON with ``image`` set, given the key already JSON-encoded."""
+        return b'{"image":' + key_json + b"," + self.raw[1:] if len(self.raw) > 2 else b'{"image":' + key_json + b"}"
 
 
 __all__ = ["Engine", "BatchResult", "DeadlineExceeded", "RegistryError", "make_registry_client"]

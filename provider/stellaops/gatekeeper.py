@@ -30,13 +30,33 @@ API_VERSION = "externaldata.gatekeeper.sh/v1beta1"
 ACCEPTED_API_VERSIONS = (API_VERSION, "externaldata.gatekeeper.sh/v1alpha1")
 
 
-def provider_response(items: list[dict[str, Any]], system_error: str = "", *, status: int = 200) -> Response:
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": "ProviderResponse",
-        "response": {"idempotent": True, "items": items, "systemError": system_error},
-    }
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def provider_response(items: list[bytes], system_error: str = "", *, status: int = 200) -> Response:
+    """The ProviderResponse, from items already encoded (cached verdicts are spliced as bytes)."""
+    body = (
+        b'{"apiVersion":"' + API_VERSION.encode() + b'","kind":"ProviderResponse","response":{"idempotent":true,"items":['
+        + b",".join(items)
+        + b'],"systemError":'
+        + _dumps(system_error)
+        + b"}}"
+    )
+    return Response(body, status=status, mimetype="application/json")
+
+
+def _item(key: str, value: Any = None, error: str = "") -> bytes:
+    from .engine import CachedVerdict
+
+    key_json = _dumps(key)
+    if isinstance(value, CachedVerdict):
+        encoded = value.value_bytes(key_json)
+    elif value is not None:
+        encoded = _dumps(value.to_json())
+    else:
+        encoded = b"null"
+    return b'{"key":' + key_json + b',"value":' + encoded + b',"error":' + _dumps(error) + b"}"
 
 
 def _bad_request(message: str) -> Response:
@@ -82,7 +102,7 @@ def verify() -> Response:
         return _bad_request(str(exc))
     metrics.KEYS_PER_REQUEST.observe(len(keys))
 
-    items: list[dict[str, Any]] = []
+    items: list[bytes] = []
     valid: list[str] = []
     per_key_errors: dict[Any, str] = {}
     for key in keys:
@@ -104,15 +124,15 @@ def verify() -> Response:
             continue
         seen.add(k)
         if k in per_key_errors:
-            items.append({"key": k, "value": None, "error": per_key_errors[k]})
+            items.append(_item(k, error=per_key_errors[k]))
         elif k in result.verdicts:
-            items.append({"key": k, "value": result.verdicts[k].to_json(), "error": ""})
+            items.append(_item(k, result.verdicts[k]))
         elif k in result.errors:
             err = result.errors[k]
             if err.transient:
                 transient.append(f"{k}: {err}")
             else:
-                items.append({"key": k, "value": None, "error": str(err)})
+                items.append(_item(k, error=str(err)))
     system_error = ""
     if transient:
         system_error = "transient failure, retry: " + "; ".join(transient)

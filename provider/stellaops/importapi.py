@@ -81,7 +81,7 @@ def _registry_client() -> Any:
         with _lock:
             client = app.extensions.get(_REGISTRY_KEY)
             if client is None:
-                from .engine import make_registry_client
+                from .clients import make_registry_client
 
                 config = app.config.get("STELLAOPS_CONFIG")
                 if config is None:

@@ -18,6 +18,9 @@ KEYS_PER_REQUEST = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 CACHE = Counter("stellaops_verdict_cache_total", "Verdict cache lookups by result.", ["result"])
+# bound once: labels() costs a lock and a dict lookup per call on the warm path
+CACHE_HIT = CACHE.labels("hit")
+CACHE_MISS = CACHE.labels("miss")
 REGISTRY_CALLS = Counter(
     "stellaops_registry_requests_total", "HTTP requests to registries, by registry host and outcome.", ["registry", "outcome"]
 )

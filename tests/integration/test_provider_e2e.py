@@ -179,3 +179,15 @@ def test_malformed_provider_request_is_400(provider) -> None:  # type: ignore[no
     status, body = provider.post("/gatekeeper/v1/verify", b'{"kind":"ProviderRequest"}')
     doc = json.loads(body)
     assert status == 400 and "apiVersion" in doc["response"]["systemError"]
+
+
+def test_cached_answers_are_identical_to_fresh_ones(provider, attested) -> None:  # type: ignore[no-untyped-def]
+    ref, digest = attested["images"]["signed"]
+    by_digest = f"{ref.rsplit(':', 1)[0]}@{digest}"
+    first = [provider.verify(ref, by_digest) for _ in range(6)]  # both workers answer from cache by the end
+    values = [{i["key"]: i["value"] for i in r["response"]["items"]} for r in first]
+    assert all(v == values[0] for v in values)
+    assert values[0][ref]["image"] == ref and values[0][by_digest]["image"] == by_digest
+    assert values[0][ref]["attestations"] == values[0][by_digest]["attestations"]
+    _, metrics = provider.get("/metrics")
+    assert b'stellaops_verdict_cache_total{result="hit"}' in metrics

@@ -71,7 +71,7 @@ def import_(
     items = parse_cosign_download(data)
 
     def client() -> Any:
-        from ..engine import make_registry_client
+        from ..clients import make_registry_client
 
         return make_registry_client(config, for_cli=True)
 

@@ -74,7 +74,7 @@ def sign(
         digest = ref.digest
     if digest is None:
         from ..config import load_config
-        from ..engine import make_registry_client
+        from ..clients import make_registry_client
 
         digest = make_registry_client(load_config(config_path), for_cli=True).resolve(ref).digest
     if ref.digest and digest != ref.digest:

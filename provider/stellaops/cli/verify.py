@@ -238,7 +238,7 @@ def verify(
           --certificate-oidc-issuer https://token.actions.githubusercontent.com
     """
     from ..discovery import discover
-    from ..engine import make_registry_client
+    from ..clients import make_registry_client
     from ..predicates import resolve_predicate_type
     from ..reference import parse_reference
     from ..verdict import Verdict
