@@ -36,6 +36,7 @@ from cryptography import x509
 from .. import dsse
 from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
 from ..errors import StellaError, VerificationError
+from ..predicates import signed_time
 from ..trust import KeyAuthority, TrustConfig
 from ..verdict import AttestationResult, ErrorItem, Signer, TlogResult
 from . import keys
@@ -432,9 +433,9 @@ def verify_candidate(
             envelope_digest=envelope_digest,
         )
     created, created_signed = candidate.created, False
-    scanned = statement.predicate.get("scannedAt") if isinstance(statement.predicate, dict) else None
-    if isinstance(scanned, str) and scanned:
-        created, created_signed = scanned, True
+    signed = signed_time(statement.predicate_type, statement.predicate)  # scannedAt, VEX timestamp
+    if signed:
+        created, created_signed = signed, True
     elif tlog_result.verified and tlog_result.integrated_time:
         created, created_signed = _iso(tlog_result.integrated_time), True
     return AttestationResult(

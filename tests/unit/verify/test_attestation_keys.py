@@ -144,3 +144,10 @@ def test_created_falls_back_to_unsigned_annotation(p256_key) -> None:  # type: i
     env = envelope_bytes(statement(predicate={"note": "no time"}), [p256_key])
     result = verify_candidate(candidate(env, created="2026-01-01T00:00:00Z"), IMAGE_DIGEST, trust_for(key_authority(p256_key)))
     assert result.verified and result.created == "2026-01-01T00:00:00Z" and not result.created_signed
+
+
+def test_vex_timestamp_is_the_signed_created_time(p256_key) -> None:  # type: ignore[no-untyped-def]
+    vex = {"author": "sec@example.com", "timestamp": "2026-11-20T08:00:00Z", "statements": []}
+    env = envelope_bytes(statement(predicate_type="stellaops.io/predicates/vex@v1", predicate=vex), [p256_key])
+    result = verify_candidate(candidate(env), IMAGE_DIGEST, trust_for(key_authority(p256_key)))
+    assert result.verified and result.created == "2026-11-20T08:00:00Z" and result.created_signed
