@@ -25,6 +25,9 @@ tools: debs ## Build the pinned Go tools (cached in ~/.cache/stellaops/tools)
 	@scripts/tools.sh
 	@if [ -x tests/gatekeeper/build.sh ]; then tests/gatekeeper/build.sh; fi
 
+tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop) and the Kyverno CLI (slow)
+	@scripts/tools.sh cosign2 kyverno
+
 demo: venv tools ## The main job, end to end: registry, sign, attach, provider verdict, Rego decision
 	@$(PY) scripts/demo.py
 
@@ -45,4 +48,4 @@ bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/resul
 	@$(PIP) install -q --disable-pip-version-check -e '.[bench]'
 	@$(PY) bench/run.py
 
-.PHONY: help venv debs tools demo generate rego-test test unit bench
+.PHONY: help venv debs tools tools-optional demo generate rego-test test unit bench

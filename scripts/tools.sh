@@ -46,8 +46,31 @@ build_ocireg() {
   ln -sfn "$dir/bin/ocireg" "$bin/ocireg"
 }
 
+# kyverno: optional (~10 minutes, 320 MB). Its module has `replace` lines, so `go install`
+# refuses it: build from a writable copy of the module source the Go proxy serves.
+KYVERNO_VERSION=v1.19.0
+build_kyverno() {
+  local dir="$cache/kyverno-$KYVERNO_VERSION"
+  if [ ! -x "$dir/bin/kyverno" ]; then
+    log "building kyverno CLI $KYVERNO_VERSION (optional, slow)"
+    local src work
+    src=$(go mod download -json "github.com/kyverno/kyverno@$KYVERNO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    work=$(mktemp -d)
+    cp -r "$src/." "$work/" && chmod -R u+w "$work"
+    mkdir -p "$dir.tmp/bin"
+    (cd "$work" && go build -o "$dir.tmp/bin/kyverno" ./cmd/cli/kubectl-kyverno)
+    rm -rf "$dir" "$work" && mv "$dir.tmp" "$dir"
+  fi
+  ln -sfn "$dir/bin/kyverno" "$bin/kyverno"
+}
+
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(opa ocireg registry crane cosign)
+if [ ${#want[@]} -eq 0 ]; then
+  want=(opa ocireg registry crane cosign)
+  # optional tools: linked when a previous `scripts/tools.sh cosign2|kyverno` built them
+  [ -x "$cache/cosign2-$COSIGN2_VERSION/bin/cosign" ] && want+=(cosign2)
+  [ -x "$cache/kyverno-$KYVERNO_VERSION/bin/kyverno" ] && want+=(kyverno)
+fi
 for t in "${want[@]}"; do
   case "$t" in
     opa) go_tool opa "$OPA_VERSION" "github.com/open-policy-agent/opa@$OPA_VERSION" ;;
@@ -56,6 +79,7 @@ for t in "${want[@]}"; do
     registry) go_tool registry "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/registry@$GGCR_VERSION" ;;
     crane) go_tool crane "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/crane@$GGCR_VERSION" ;;
     ocireg) build_ocireg ;;
+    kyverno) build_kyverno ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done
