@@ -594,9 +594,17 @@ class RegistryClient:
         for _hop in range(self.limits.max_redirects + 1):
             parts = urlsplit(url)
             session = self._session(f"{parts.scheme}://{parts.netloc}")
-            resp = session.request(
-                method, url, headers=headers, data=data, timeout=self._timeouts(), stream=True, allow_redirects=False
-            )
+            try:
+                resp = session.request(
+                    method, url, headers=headers, data=data, timeout=self._timeouts(), stream=True, allow_redirects=False
+                )
+            except AttributeError as exc:
+                # urllib3 2.x swallows ECONNRESET while sending (a macOS workaround), then
+                # getresponse() trips over the socket http.client already dropped. It is a
+                # connection reset: report it as one (retried, then REGISTRY_UNREACHABLE).
+                if not _raised_in_urllib3(exc):
+                    raise
+                raise requests.ConnectionError(f"connection to {parts.netloc} was reset") from exc
             if resp.status_code not in _REDIRECTS or "Location" not in resp.headers:
                 return resp
             location = urljoin(url, resp.headers["Location"])
@@ -1039,6 +1047,15 @@ class RegistryClient:
 
 
 # helpers -----------------------------------------------------------------------------------------
+def _raised_in_urllib3(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and "urllib3" in last.tb_frame.f_code.co_filename
+
+
 def _basic_header(creds: Credentials) -> str:
     return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from typing import Any
@@ -449,3 +450,40 @@ def test_hostile_token_realm_is_refused_before_connecting(
         client.get_manifest(tampering_proxy.address, "fault/app", "v1")
     assert info.value.reason == reason
     assert words in info.value.detail
+
+
+def test_connection_reset_is_always_registry_unreachable() -> None:
+    """A registry that accepts and resets (RST) every connection. urllib3 2.x hides the reset
+    while sending and then fails with AttributeError in getresponse(); it must still come out
+    as REGISTRY_UNREACHABLE, every time."""
+    import struct
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    outcomes = set()
+    try:
+        for _ in range(20):
+            with _client(retries=0) as client:
+                try:
+                    client.resolve(parse_reference(f"127.0.0.1:{port}/app:v1"))
+                    outcomes.add("answered")
+                except RegistryError as exc:
+                    outcomes.add(exc.reason)
+    finally:
+        stop.set()
+        server.close()
+    assert outcomes == {"REGISTRY_UNREACHABLE"}
