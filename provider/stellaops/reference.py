@@ -135,7 +135,12 @@ def _validate_domain(domain: str, text: str) -> str:
     if port:
         if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
             raise InvalidReferenceError(f"registry port {port!r} in {text!r} is not a port number (1-65535)", hint=_HINT)
-    return domain.lower() if not domain.startswith("[") else domain
+    if domain.startswith("["):
+        return domain
+    # Host names are case-insensitive: normalise to lower case, unless the upper case is what
+    # made it a registry at all ("A/b"), where lower-casing would turn it into a Docker Hub path.
+    lowered = domain.lower()
+    return lowered if _looks_like_domain(lowered) else domain
 
 
 def _looks_like_domain(first: str) -> bool:

@@ -136,3 +136,31 @@ def test_tags_for_digests() -> None:
 def test_registry_host_and_port(registry: str, host: str, port: int | None) -> None:
     assert registry_host(registry) == host
     assert registry_port(registry) == port
+
+
+def test_upper_case_single_label_registry_round_trips() -> None:
+    # "A/0": the upper case makes "A" a registry (Docker's rule); the canonical form must keep
+    # it, or re-parsing would read docker.io/a/0 (found by the hardening fuzzer).
+    ref = parse_reference("A/0")
+    assert (ref.registry, ref.repository) == ("A", "0")
+    assert parse_reference(str(ref)) == ref
+
+
+_ALPHABET = "aA0:/@._-[]z9Lsha256" + "lcoht"
+
+
+def test_any_text_parses_to_a_round_trip_or_a_named_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=3000, deadline=None, derandomize=True)
+    @given(st.text(alphabet=_ALPHABET, max_size=40))
+    def check(text: str) -> None:
+        try:
+            ref = parse_reference(text)
+        except InvalidReferenceError as exc:
+            assert exc.detail and exc.reason == "INVALID_REFERENCE"
+            return
+        assert parse_reference(str(ref)) == ref
+
+    check()
