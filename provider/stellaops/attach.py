@@ -367,9 +367,12 @@ def _append_legacy(client: RegistryClient, ref: Reference, image_digest: str, pa
         if cfg is None:
             raise RegistryError(f"{ref.name}:{tag} has no config; refusing to change it")
         config_raw = client.get_blob(reg, repo, cfg.digest, max_bytes=client.limits.manifest_bytes)
-        config_doc = json.loads(config_raw)
+        try:
+            config_doc = json.loads(config_raw)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise RegistryError(f"the config of {ref.name}:{tag} is not valid JSON; refusing to change it") from exc
         if not isinstance(config_doc, dict):
-            raise RegistryError(f"the config of {ref.name}:{tag} is not a JSON object")
+            raise RegistryError(f"the config of {ref.name}:{tag} is not a JSON object; refusing to change it")
     else:
         manifest_doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                         "config": {"mediaType": OCI_CONFIG, "size": 0, "digest": ""}, "layers": []}

@@ -371,3 +371,19 @@ def test_cosign_v2_verifies_what_we_attach(ocireg: str, key: tuple[Any, str], tm
     proc = verify(ref, "slsaprovenance", "--trusted-root", str(empty_root))
     assert proc.returncode == 0, proc.stderr
     assert predicate_type(proc) == SLSA02
+
+
+def test_legacy_refuses_to_rewrite_a_corrupt_att_manifest(ocireg: str, key: tuple[Any, str]) -> None:
+    k, _ = key
+    client, ref, digest = _image(ocireg, "attach/corrupt-att")
+    bad_config = client.put_blob(ocireg, "attach/corrupt-att", b"{not json")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 9,
+                                      "digest": bad_config}, "layers": []}).encode()
+    tag = cosign_attestation_tag(digest)
+    client.put_manifest(ocireg, "attach/corrupt-att", tag, manifest, OCI_MANIFEST)
+    with pytest.raises(StellaError) as info:
+        attach(client, ref, make_envelope(k, ref.name, digest), formats=("legacy",))
+    assert info.value.reason == "REGISTRY_ERROR"
+    assert "not valid JSON" in info.value.detail
+    assert client.get_manifest(ocireg, "attach/corrupt-att", tag).raw == manifest  # untouched
