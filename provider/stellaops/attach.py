@@ -153,23 +153,48 @@ def _pem(der: bytes) -> str:
 def _cosign_annotations_from_bundle(bundle: dict[str, Any]) -> dict[str, str]:
     """Carry a bundle's certificate and Rekor promise into cosign's legacy layer annotations,
     so a keyless bundle written in ``legacy`` form still verifies with the tlog on."""
+    try:
+        return _cosign_annotations_unchecked(bundle)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise AttachError(
+            f"the bundle's verificationMaterial is malformed ({exc.__class__.__name__}: {exc})",
+            reason="MALFORMED_ENVELOPE",
+        ) from exc
+
+
+def _cosign_annotations_unchecked(bundle: dict[str, Any]) -> dict[str, str]:
+    def bad(what: str) -> AttachError:
+        return AttachError(f"the bundle's {what}", reason="MALFORMED_ENVELOPE")
+
     out: dict[str, str] = {}
-    vm = bundle.get("verificationMaterial") or {}
+    vm = bundle.get("verificationMaterial")
+    if not isinstance(vm, dict):
+        raise bad("verificationMaterial is missing or not an object")
     certs: list[bytes] = []
     try:
-        if isinstance(vm.get("certificate"), dict):
+        if "certificate" in vm:
+            if not isinstance(vm["certificate"], dict):
+                raise bad("verificationMaterial.certificate is not an object")
             certs = [base64.b64decode(vm["certificate"]["rawBytes"], validate=True)]
-        elif isinstance(vm.get("x509CertificateChain"), dict):
-            certs = [base64.b64decode(c["rawBytes"], validate=True) for c in vm["x509CertificateChain"]["certificates"]]
+        elif "x509CertificateChain" in vm:
+            chain = vm["x509CertificateChain"]
+            if not isinstance(chain, dict) or not isinstance(chain.get("certificates"), list) or not chain["certificates"]:
+                raise bad("verificationMaterial.x509CertificateChain has no certificates list")
+            certs = [base64.b64decode(c["rawBytes"], validate=True) for c in chain["certificates"]]
     except (KeyError, TypeError, binascii.Error, ValueError) as exc:
-        raise AttachError("the bundle's verificationMaterial certificate is not base64 DER", reason="MALFORMED_ENVELOPE") from exc
+        raise bad("verificationMaterial certificate is not base64 DER in rawBytes") from exc
     if certs:
         out[ANN_COSIGN_CERT] = _pem(certs[0])
         out[ANN_COSIGN_CHAIN] = "".join(_pem(c) for c in certs[1:])
-    entries = vm.get("tlogEntries") or []
-    if entries and isinstance(entries[0], dict):
+    entries = vm.get("tlogEntries", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise bad("verificationMaterial.tlogEntries is not a list of objects")
+    if entries:
         e = entries[0]
-        promise = (e.get("inclusionPromise") or {}).get("signedEntryTimestamp")
+        promise_doc = e.get("inclusionPromise", {})
+        if not isinstance(promise_doc, dict):
+            raise bad("tlog entry inclusionPromise is not an object")
+        promise = promise_doc.get("signedEntryTimestamp")
         try:
             if promise and e.get("canonicalizedBody"):
                 log_id = base64.b64decode((e.get("logId") or {}).get("keyId", ""), validate=True).hex()
@@ -185,7 +210,7 @@ def _cosign_annotations_from_bundle(bundle: dict[str, Any]) -> dict[str, str]:
                     }
                 ).decode()
         except (TypeError, ValueError, binascii.Error) as exc:
-            raise AttachError("the bundle's tlog entry is malformed", reason="MALFORMED_ENVELOPE") from exc
+            raise bad("tlog entry is malformed") from exc
     return out
 
 
@@ -467,7 +492,10 @@ def attach(
 def split_documents(data: bytes) -> list[bytes]:
     """Split a file of one or more JSON documents (``cosign download attestation`` output: one
     per line) into the exact bytes of each."""
-    text = data.decode("utf-8", errors="strict") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8", errors="strict") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise AttachError(f"the attestation file is not UTF-8 text: {exc}", reason="MALFORMED_ENVELOPE") from exc
     decoder = json.JSONDecoder()
     out: list[bytes] = []
     i, n = 0, len(text)

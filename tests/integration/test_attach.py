@@ -387,3 +387,23 @@ def test_legacy_refuses_to_rewrite_a_corrupt_att_manifest(ocireg: str, key: tupl
     assert info.value.reason == "REGISTRY_ERROR"
     assert "not valid JSON" in info.value.detail
     assert client.get_manifest(ocireg, "attach/corrupt-att", tag).raw == manifest  # untouched
+
+
+@pytest.mark.parametrize(
+    "vm",
+    [[], {"certificate": "x"}, {"tlogEntries": ["x"]}, {"tlogEntries": [{"inclusionPromise": "x"}]},
+     {"x509CertificateChain": {"certificates": [{}]}}],
+)
+def test_malformed_bundle_material_is_refused_precisely(vm: Any) -> None:
+    k = make_key()
+    digest = "sha256:" + "3" * 64
+    bundle = {"mediaType": BUNDLE_V03, "verificationMaterial": vm, "dsseEnvelope": json.loads(make_envelope(k, "r/a", digest))}
+    with pytest.raises(StellaError) as info:
+        parse_attestation(json.dumps(bundle).encode(), digest)
+    assert info.value.reason == "MALFORMED_ENVELOPE"
+
+
+def test_non_utf8_file_is_refused() -> None:
+    with pytest.raises(AttachError) as info:
+        split_documents(b"\xff\xfe{}")
+    assert info.value.reason == "MALFORMED_ENVELOPE"

@@ -193,9 +193,10 @@ def oci_list(image: str, imported: bool, output: str, config_path: str | None, v
 def _legacy_line(c: Candidate) -> str:
     """A DSSE envelope as cosign download prints it: payloadType, payload, signatures[{keyid, sig}]."""
     doc = _envelope_doc(c) or {}
+    raw_sigs = doc.get("signatures")
     sigs = [
         {"keyid": s.get("keyid", "") if isinstance(s, dict) else "", "sig": s.get("sig", "") if isinstance(s, dict) else ""}
-        for s in (doc.get("signatures") or [])
+        for s in (raw_sigs if isinstance(raw_sigs, list) else [])
     ]
     return json.dumps(
         {"payloadType": doc.get("payloadType", ""), "payload": doc.get("payload", ""), "signatures": sigs},
