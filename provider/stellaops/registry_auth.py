@@ -260,6 +260,9 @@ def parse_www_authenticate(header: str) -> list[Challenge]:
         while i < n and header[i] not in " =,\t":
             i += 1
         token = header[start:i]
+        if not token:  # a stray '=' with nothing before it: skip it
+            i += 1
+            continue
         j = i
         while j < n and header[j] in " \t":
             j += 1

@@ -153,7 +153,7 @@ def test_any_text_parses_to_a_round_trip_or_a_named_error() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=3000, deadline=None, derandomize=True)
+    @settings(max_examples=1500, deadline=None, derandomize=True)
     @given(st.text(alphabet=_ALPHABET, max_size=40))
     def check(text: str) -> None:
         try:

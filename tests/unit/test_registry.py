@@ -390,3 +390,39 @@ def test_no_environment_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     client = RegistryClient()
     assert client._session("https://registry.example.com").trust_env is False  # noqa: SLF001
     assert os.environ["HTTPS_PROXY"]
+
+
+def test_header_parsers_never_crash() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=600, deadline=None, derandomize=True)
+    @given(st.text(alphabet='Bearer realm="\\,= <>;relnxt/', max_size=60))
+    def check(header: str) -> None:
+        for c in parse_www_authenticate(header):
+            assert c.scheme and isinstance(c.params, dict)
+        assert isinstance(_next_link(header), str)
+
+    check()
+
+
+def test_descriptor_parser_raises_only_registry_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.just(D),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    )
+    keys = st.sampled_from(["mediaType", "digest", "size", "artifactType", "annotations", "platform"])
+
+    @settings(max_examples=600, deadline=None, derandomize=True)
+    @given(st.dictionaries(keys, values, max_size=6) | values)
+    def check(doc: Any) -> None:
+        try:
+            Descriptor.from_json(doc, where="fuzz")
+        except RegistryError as exc:
+            assert exc.reason == "REGISTRY_ERROR"
+
+    check()
