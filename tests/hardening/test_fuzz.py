@@ -14,6 +14,7 @@ in ``Item.error``; ``parse_config`` → ``ConfigError``.
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -28,13 +29,15 @@ from stellaops.registry import Manifest, RegistryPolicy, _next_link, _parse_json
 from stellaops.registry_auth import parse_www_authenticate
 from tests.hardening import fuzz_targets as ft
 
+# make test: a few seconds per target. scripts/fuzz.py (make fuzz) raises both through the env.
+EXAMPLES = int(os.environ.get("STELLAOPS_FUZZ_EXAMPLES", "250"))
 FUZZ = settings(
-    max_examples=250,
+    max_examples=EXAMPLES,
     deadline=timedelta(milliseconds=2000),
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-TIMEOUT = pytest.mark.timeout(90)
+TIMEOUT = pytest.mark.timeout(int(os.environ.get("STELLAOPS_FUZZ_TIMEOUT", "90")))
 
 DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
