@@ -235,3 +235,34 @@ def test_registry_credentials_never_in_logs_or_answers(
     for text in answers + logs:
         for secret in (HTPASSWD_PASSWORD, wrong_pw, basic, base64.b64encode(f"{HTPASSWD_USER}:{wrong_pw}".encode()).decode()):
             assert secret not in text, f"a registry credential leaked: {secret[:6]}…"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: engine._verify_digest truncates candidates to limits.attestationsPerImage before verifying, oldest "
+    "imports first: another tenant's unsigned imports made in advance crowd out the genuine attestation (cross-tenant denial of service)",
+)
+def test_another_tenants_junk_imports_cannot_crowd_out_a_genuine_attestation(
+    tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    key = new_key()
+    (tmp_path / "acme").write_text(ACME_TOKEN)
+    (tmp_path / "globex").write_text(GLOBEX_TOKEN)
+    extra = (
+        "limits: {attestationsPerImage: 20}\n"
+        f"importApi: {{tokens: [{{tenant: acme, tokenFile: {tmp_path / 'acme'}}}, {{tenant: globex, tokenFile: {tmp_path / 'globex'}}}]}}\n"
+    )
+    p = provider_factory(provider_config(tmp_path, {"release-key": write_public_key(key, tmp_path / "k.pub")}, extra=extra))
+    digest = push_test_image(ocireg, "secrets/crowd", "v1", client=loopback_client())
+    image = f"{ocireg}/secrets/crowd@{digest}"
+    junk = b"\n".join(
+        json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": base64.b64encode(statement(digest, name=f"junk{i}")).decode(),
+                    "signatures": [{"sig": "AAAA"}]}).encode()  # fmt: skip
+        for i in range(25)
+    )
+    status, report = _import(p, GLOBEX_TOKEN, junk)  # globex never holds a trusted key: nothing it imports verifies
+    assert status == 200 and report["imported"] == 25, report
+    status, report = _import(p, ACME_TOKEN, sign_envelope(statement(digest), [key]))
+    assert status == 200 and report["imported"] == 1, report
+    atts = verdict_of(p.verify(image), image)["attestations"]
+    assert [a for a in atts if a["verified"]], "the genuine, trusted attestation was never verified"
