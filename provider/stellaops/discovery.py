@@ -53,7 +53,7 @@ from .candidate import (
 )
 from .errors import RegistryError, StellaError
 from .reference import Reference, cosign_attestation_tag
-from .registry import OCI_CONFIG, OCI_EMPTY, Descriptor, Manifest, RegistryClient
+from .registry import INDEX_MEDIA_TYPES, OCI_CONFIG, OCI_EMPTY, Descriptor, Manifest, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -339,15 +339,20 @@ def discover_all(
     store: Any = None,
     platforms: bool = True,
     signature_bundles: bool = False,
+    media_type: str | None = None,
 ) -> Discovery:
     """Run discovery and return candidates with everything learned on the way.
 
     ``platforms=False`` looks at ``digest`` only (as ``cosign download`` does);
     ``signature_bundles=True`` keeps cosign v3 signature bundles (predicate type
     ``https://sigstore.dev/cosign/sign/v1``), which attestation discovery skips.
+    ``media_type`` (from :meth:`RegistryClient.resolve`) saves the GET that finds out whether
+    ``digest`` is an index when it says it is a plain manifest.
     """
     result = Discovery(image_digest=digest)
-    result.targets = [digest, *(_platform_targets(client, ref, digest) if platforms else [])]
+    is_manifest = media_type is not None and media_type not in INDEX_MEDIA_TYPES
+    look = platforms and not is_manifest
+    result.targets = [digest, *(_platform_targets(client, ref, digest) if look else [])]
     walker = _Walker(client, ref, result, signatures=signature_bundles)
     for target in result.targets:
         walker.referrers(target)
@@ -359,6 +364,13 @@ def discover_all(
     return result
 
 
-def discover(client: RegistryClient, ref: Reference, digest: str, *, store: CandidateStore | None = None) -> list[Candidate]:
+def discover(
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    *,
+    store: CandidateStore | None = None,
+    media_type: str | None = None,
+) -> list[Candidate]:
     """Every attestation candidate for the image ``digest`` in ``ref``'s repository."""
-    return discover_all(client, ref, digest, store=store).candidates
+    return discover_all(client, ref, digest, store=store, media_type=media_type).candidates

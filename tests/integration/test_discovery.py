@@ -419,3 +419,18 @@ def test_deadline_reaches_the_parallel_fetches(tampering_proxy: TamperingProxy) 
         release.set()
     assert info.value.reason == "DEADLINE_EXCEEDED"
     assert time.monotonic() - start < 10  # the workers obeyed the caller's deadline
+
+
+def test_media_type_hint_saves_the_index_check(tampering_proxy: TamperingProxy) -> None:
+    key = make_key()
+    client, ref, digest = _image(tampering_proxy.upstream, "disc/hint")
+    attach(client, ref, make_envelope(key, ref.name, digest), formats=("legacy",))
+    via = parse_reference(f"{tampering_proxy.address}/disc/hint:v1")
+    remote = RegistryClient(policy=RegistryPolicy(allow_private=True))
+    assert len(discover(remote, via, digest, media_type=OCI_MANIFEST)) == 1
+    assert ("GET", f"/v2/disc/hint/manifests/{digest}") not in tampering_proxy.seen
+    assert len(discover(remote, via, digest)) == 1
+    assert ("GET", f"/v2/disc/hint/manifests/{digest}") in tampering_proxy.seen
+    # an index hint still looks at the platforms
+    index = push_test_image(tampering_proxy.upstream, "disc/hint", "multi", platforms=["linux/amd64"])
+    assert discover_all(remote, via, index, media_type=OCI_INDEX).targets[1:] != []
