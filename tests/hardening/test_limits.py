@@ -331,3 +331,37 @@ def test_import_deeply_nested_document_is_400(lim: Lim) -> None:
 def test_import_too_many_documents_is_413(lim: Lim) -> None:
     status, doc = _import(lim, b"{}" * 1001)
     assert status == 413 and doc["error"]["reason"] == "LIMIT_EXCEEDED", doc
+
+
+# --------------------------------------------------------------------------- verification bounds (unit)
+
+
+def _bundle_with(vm: dict[str, Any], key: Any) -> bytes:
+    env = json.loads(sign_envelope(statement("sha256:" + "a" * 64), [key]))
+    return json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "verificationMaterial": vm, "dsseEnvelope": env}).encode()
+
+
+@pytest.mark.parametrize("what", ["chain_of_11_certificates", "9_tlog_entries"])
+def test_bundle_chain_and_tlog_entry_counts_are_bounded(tmp_path: Path, what: str) -> None:
+    import base64 as b64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from stellaops.candidate import Candidate
+    from stellaops.trust import KeyAuthority, TrustConfig
+    from stellaops.verify import keys as vkeys
+    from stellaops.verify.attestation import verify_candidate
+    from tests.fixtures.provider import make_tls
+
+    key = new_key()
+    ca = x509.load_pem_x509_certificate(make_tls(tmp_path).ca_pem)
+    der = b64.b64encode(ca.public_bytes(serialization.Encoding.DER)).decode()
+    if what == "chain_of_11_certificates":
+        vm: dict[str, Any] = {"x509CertificateChain": {"certificates": [{"rawBytes": der}] * 11}}
+    else:
+        vm = {"publicKey": {"hint": ""}, "tlogEntries": [{}] * 9}
+    pub = key.public_key()
+    trust = TrustConfig(authorities=(KeyAuthority(name="k", public_key=pub, key_id=vkeys.key_id(pub)),), require_tlog=False)
+    res = verify_candidate(Candidate(kind="bundle", data=_bundle_with(vm, key), source="bundle", attached_to=""), "sha256:" + "a" * 64, trust)
+    assert res.verified is False and [e.reason for e in res.errors] == ["MALFORMED_ENVELOPE"], res.errors
