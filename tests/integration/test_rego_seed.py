@@ -46,7 +46,7 @@ def test_seed_file_is_rego_v0_as_written_and_marked_so() -> None:
     [
         (f"{HOST}:recorded-logged", False),  # recorded: keyless, logged in Rekor
         (f"{HOST}:v1.0.0", False),  # synthetic: key-signed and logged
-        (f"{HOST}:recorded-offline", True),  # recorded: verified but not logged
+        (f"{HOST}:recorded-offline", False),  # recorded: verified, not logged, provider did not require a log
         (f"{HOST}:recorded-unsigned", True),
         (f"{HOST}:tampered", True),
         (f"{HOST}@sha256:nothex", True),  # per-key error
