@@ -389,3 +389,37 @@ def test_rego_library_denies_readably_during_a_registry_fault(rig: Rig, fault: s
     assert f"<{key}>" in message and "retries" in message, message
     assert any(r in message for r in ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")), message
     assert _opa_provider_errors(rig, key) == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: registry.RegistryClient._read_limited checks the deadline only between 64 KiB chunks and requests' read "
+    "timeout is per recv, so a registry trickling one byte at a time holds a verification thread far past the deadline; "
+    "a few such keys exhaust server.verifyConcurrency and every other image times out",
+)
+def test_trickling_registry_cannot_exhaust_the_verification_pool(tmp_path: Path, ocireg: str) -> None:
+    key_ = new_key()
+    client = loopback_client()
+    slow_digest = push_test_image(ocireg, "faults/trickle", "v1", client=client)
+    good_digest = push_test_image(ocireg, "faults/healthy", "v1", client=client)
+    push_att(client, ocireg, "faults/healthy", good_digest, [sign_envelope(statement(good_digest), [key_])])
+    client.close()
+    proxy = FaultProxy(ocireg)
+    proxy.set("trickle", seconds=0.3, only="/manifests/sha256:")
+    cfg = provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")}, deadline=DEADLINE,
+                          extra=f"server: {{deadlineSeconds: {DEADLINE}, workers: 1, threads: 8, verifyConcurrency: 4}}\n")  # fmt: skip
+    env, _ = egress_env(tmp_path)
+    provider = start_provider(tmp_path / "provider", cfg, env=env)
+    healthy = f"{ocireg}/faults/healthy@{good_digest}"
+    try:
+        assert _items(provider.verify(healthy))[healthy]["value"]["attestations"][0]["verified"] is True  # control
+        for _ in range(4):  # each request leaves one verification thread reading the trickle
+            doc = provider.verify(f"{proxy.address}/faults/trickle@{slow_digest}")
+            assert_transient(doc, f"{proxy.address}/faults/trickle@{slow_digest}", "DEADLINE_EXCEEDED", "REGISTRY_UNREACHABLE")
+        doc = provider.verify(healthy)
+        items = _items(doc)
+        assert healthy in items, f"a healthy image timed out behind trickling reads: {doc['response']['systemError']}"
+        assert items[healthy]["value"]["attestations"][0]["verified"] is True
+    finally:
+        proxy.stop()
+        provider.stop()
