@@ -492,3 +492,33 @@ def test_shared_verdict_cache_is_not_reused_across_a_trust_change(
     after = provider_factory(cfg(tmp_path / "b", new), name="new-trust")
     a = verdict_of(after.verify(key), key)["attestations"][0]
     assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: engine._cache_key is (trust fingerprint, digest) only, while discovery depends on the repository: a "
+    "negative verdict computed for the same digest in another repository (e.g. an unattested public copy) is served "
+    "for the attested one until negativeTtlSeconds expires (cross-repository negative-cache poisoning)",
+)
+def test_negative_verdict_from_another_repository_is_not_reused(
+    tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    from stellaops.registry import OCI_MANIFEST
+
+    key_ = new_key()
+    client = loopback_client()
+    digest = push_test_image(ocireg, "tamper/attested", "v1", client=client)
+    push_att(client, ocireg, "tamper/attested", digest, [sign_envelope(statement(digest), [key_])])
+    # the very same image (same bytes, same digest) in another repository, with no attestation
+    m = client.get_manifest(ocireg, "tamper/attested", digest)
+    for d in [m.config, *m.layers]:
+        assert d is not None
+        client.put_blob(ocireg, "tamper/unattested-copy", client.get_blob(ocireg, "tamper/attested", d.digest))
+    client.put_manifest(ocireg, "tamper/unattested-copy", digest, m.raw, OCI_MANIFEST)
+    client.close()
+    cfg = provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")}, cache_ttl=300)
+    p = provider_factory(cfg)
+    copy_key, real_key = f"{ocireg}/tamper/unattested-copy@{digest}", f"{ocireg}/tamper/attested@{digest}"
+    assert verdict_of(p.verify(copy_key), copy_key)["attestations"] == []  # the attacker's pod asks first
+    atts = verdict_of(p.verify(real_key), real_key)["attestations"]
+    assert [a["verified"] for a in atts] == [True], atts
