@@ -80,8 +80,13 @@ def _register_operational_routes(app: Flask) -> None:
         return resp
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    def _http_error(exc: HTTPException) -> Response | tuple[Response, int]:
         code = exc.code or 500
+        if request.path == "/gatekeeper/v1/verify" and code in (400, 413):
+            # Gatekeeper reads the body whatever the status: answer in its protocol
+            from .gatekeeper import provider_response, too_large_response
+
+            return too_large_response() if code == 413 else provider_response([], f"bad ProviderRequest: {exc.description}", status=400)
         return jsonify({"error": {"reason": "REQUEST_INVALID" if code < 500 else "INTERNAL_ERROR", "message": exc.description}}), code
 
     @app.errorhandler(Exception)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +253,8 @@ def _check(ctx: _Ctx, value: Any, spec: Any, path: str) -> None:
         if not isinstance(value, list):
             raise ctx.error(path, f"must be a list, got {type(value).__name__}")
         for i, item in enumerate(value):
+            if item is None:
+                raise ctx.error(f"{path}[{i}]", f"an empty entry (null) where {_typename(spec[0])} is expected")
             _check(ctx, item, spec[0], f"{path}[{i}]")
         return
     if value is None:
@@ -440,6 +443,8 @@ def _build_roots(doc: dict[str, Any], ctx: _Ctx) -> SigstoreRoots | None:
 
 
 def _positive(ctx: _Ctx, path: str, value: float, *, allow_zero: bool = False) -> None:
+    if not math.isfinite(value):
+        raise ctx.error(path, f"must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ctx.error(path, f"must be {'zero or more' if allow_zero else 'greater than zero'}, got {value}")
 
@@ -594,6 +599,8 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | Path = 
         doc = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         raise ctx.error("", f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ctx.error("", "nested too deeply to be a configuration") from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -118,7 +118,9 @@ def classify(artifact_type: str) -> str:
 
 def _manifest_kind(m: Manifest) -> str:
     """Classify a fetched referrer manifest by its own fields."""
-    for at in (m.doc.get("artifactType"), (m.doc.get("config") or {}).get("artifactType")):
+    config = m.doc.get("config")
+    config_type = config.get("artifactType") if isinstance(config, dict) else None  # hostile manifests lie about shapes
+    for at in (m.doc.get("artifactType"), config_type):
         if isinstance(at, str) and at:
             kind = classify(at)
             if kind in ("bundle", "dsse"):

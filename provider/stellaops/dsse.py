@@ -29,6 +29,13 @@ STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_TYPES = (STATEMENT_V01, STATEMENT_V1)
 
 MAX_SIGNATURES = 16
+# Deeper JSON than this is refused before parsing: real attestations nest a few tens of levels,
+# and a document nested near Python's recursion limit would parse here and then break every
+# later encoder (the verdict, the Gatekeeper answer) for the whole batch.
+MAX_JSON_DEPTH = 128
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 _STD_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _URL_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -64,14 +71,36 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``text`` (JSON) nests deeper than ``limit``. Strings are blanked and the
+    brackets peeled one level per regex pass, so the work stays in C and is bounded by
+    ``limit`` passes (a hand-rolled scan, because no JSON library here exposes a depth limit)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    for _ in range(limit):
+        if not brackets:
+            return False
+        peeled = _INNERMOST.sub("", brackets)
+        if peeled == brackets:  # unbalanced: the parser will refuse it
+            return False
+        brackets = peeled
+    return bool(brackets)
+
+
 def strict_json(data: bytes | str, *, what: str, error: type[VerificationError]) -> Any:
-    """Parse JSON refusing duplicate keys, NaN/Infinity and invalid UTF-8."""
+    """Parse JSON refusing duplicate keys, NaN/Infinity, invalid UTF-8 and excessive nesting."""
 
     def _bad_constant(name: str) -> Any:
         raise ValueError(f"non-standard JSON constant {name}")
 
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not valid UTF-8: {exc}") from exc
+    if json_depth_exceeds(text):
+        raise error(
+            f"{what} nests deeper than {MAX_JSON_DEPTH} levels; refused", reason="LIMIT_EXCEEDED", hint="flatten the document"
+        )
+    try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
     except DuplicateKey as exc:
         raise error(

@@ -89,7 +89,7 @@ class Engine:
             from .verify.attestation import verify_candidate as verify
         self._verify = verify
         self._pool = ThreadPoolExecutor(max_workers=max(1, config.server.verify_concurrency), thread_name_prefix="verify")
-        self._digests: dict[str, tuple[str, float]] = {}
+        self._digests: dict[str, tuple[str, float, str | None]] = {}
         self._digests_lock = threading.Lock()
 
     def close(self) -> None:
@@ -158,14 +158,14 @@ class Engine:
             deadline = time.monotonic() + self.config.server.deadline_seconds
         ref = parse_reference(key)
         with deadline_scope(deadline):
-            digest = self._digest(ref)
+            digest, media_type = self._digest(ref)
             cache_key = self._cache_key(digest)
             cached = self.cache.get(cache_key)
             if cached is not None:
                 metrics.CACHE_HIT.inc()
                 return CachedVerdict(image=key, digest=digest, raw=cached)
             metrics.CACHE_MISS.inc()
-            verdict = self._verify_digest(key, ref, digest)
+            verdict = self._verify_digest(key, ref, digest, media_type)
         positive = any(a.verified for a in verdict.attestations)
         ttl = self.config.cache.ttl_seconds if positive else self.config.cache.negative_ttl_seconds
         if ttl > 0:
@@ -199,30 +199,45 @@ class Engine:
     def _cache_key(self, digest: str) -> str:
         return f"verdict:v1:{self.config.trust.fingerprint}:{digest}"
 
-    def _digest(self, ref: Reference) -> str:
+    def _digest(self, ref: Reference) -> tuple[str, str | None]:
+        """The manifest digest (and media type when known) the reference names now."""
         if ref.digest:
-            return ref.digest
+            return ref.digest, None
         name = str(ref)
         now = time.monotonic()
         with self._digests_lock:
             hit = self._digests.get(name)
             if hit and hit[1] > now:
-                return hit[0]
+                return hit[0], hit[2]
         desc = self.client.resolve(ref)
+        media_type = getattr(desc, "media_type", None) or None
         ttl = self.config.cache.digest_ttl_seconds
         if ttl > 0:
             with self._digests_lock:
                 if len(self._digests) > 10000:
                     self._digests = {k: v for k, v in self._digests.items() if v[1] > now}
-                self._digests[name] = (desc.digest, now + ttl)
-        return desc.digest
+                self._digests[name] = (desc.digest, now + ttl, media_type)
+        return desc.digest, media_type
 
-    def _verify_digest(self, key: str, ref: Reference, digest: str) -> Verdict:
-        from .discovery import discover
+    def _verify_digest(self, key: str, ref: Reference, digest: str, media_type: str | None = None) -> Verdict:
+        from .discovery import discover_all
 
-        candidates = discover(self.client, ref, digest, store=self.store)
+        found = discover_all(self.client, ref, digest, store=self.store, media_type=media_type)
+        errors: list[ErrorItem] = [ErrorItem(p.reason, f"{p.location or p.attached_to}: {p.message}", "") for p in found.problems]
+        candidates: list[Candidate] = []
+        max_bytes = self.config.limits.envelope_bytes
+        for c in found.candidates:
+            if len(c.data) > max_bytes:
+                errors.append(
+                    ErrorItem(
+                        "LIMIT_EXCEEDED",
+                        f"{c.location or c.source}: attestation of {len(c.data)} bytes is over limits.envelopeBytes ({max_bytes}); not verified",
+                        "raise limits.envelopeBytes if attestations this large are expected",
+                    )
+                )
+                continue
+            candidates.append(c)
         limit = self.config.limits.attestations_per_image
-        errors: list[ErrorItem] = []
         if len(candidates) > limit:
             errors.append(
                 ErrorItem(
@@ -233,7 +248,7 @@ class Engine:
             )
             candidates = candidates[:limit]
         results = self._verify_candidates(candidates, digest)
-        if not results:
+        if not results and not errors:
             errors.append(
                 ErrorItem(
                     "NO_ATTESTATION",

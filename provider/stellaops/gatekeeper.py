@@ -64,6 +64,17 @@ def _bad_request(message: str) -> Response:
     return provider_response([], f"bad ProviderRequest: {message}", status=400)
 
 
+def _too_large(length: int | None, limit: int) -> Response:
+    size = f"{length} bytes" if length is not None else "more bytes"
+    return provider_response([], f"bad ProviderRequest: body of {size} is over server.maxBodyBytes ({limit})", status=413)
+
+
+def too_large_response() -> Response:
+    """The ProviderResponse for a body refused before it reached the view (app-wide limit)."""
+    config = current_app.config["STELLAOPS_CONFIG"]
+    return _too_large(request.content_length, config.server.max_body_bytes)
+
+
 def parse_provider_request(body: bytes, *, max_keys: int) -> list[Any]:
     """Validate a ProviderRequest; returns its keys (strings and non-strings, checked per key).
     Raises ValueError with a precise message when the request as a whole is malformed."""
@@ -96,8 +107,14 @@ def verify() -> Response:
     config = current_app.config["STELLAOPS_CONFIG"]
     engine = current_app.extensions["stellaops.engine"]
     deadline = started + config.server.deadline_seconds
+    limit = config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(request.content_length, limit)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        return _too_large(None, limit)
     try:
-        keys = parse_provider_request(request.get_data(cache=False), max_keys=config.server.max_keys)
+        keys = parse_provider_request(body, max_keys=config.server.max_keys)
     except ValueError as exc:
         return _bad_request(str(exc))
     metrics.KEYS_PER_REQUEST.observe(len(keys))

@@ -156,3 +156,18 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 def test_seed_air_gapped_snippet_needs_existing_bundle(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"attestation.trustRoots.bundlePath: trust bundle file"):
         parse_config("attestation:\n  trustRoots:\n    offline: true\n    bundlePath: /nonexistent/trust-bundle.json\n", env={})
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("attestation: {authorities: [null]}", r"attestation.authorities\[0\]: an empty entry"),
+        ("importApi: {tokens: [null]}", r"importApi.tokens\[0\]: an empty entry"),
+        ("server: {deadlineSeconds: .nan}", "server.deadlineSeconds: must be a finite number"),
+        ("cache: {ttlSeconds: .inf}", "cache.ttlSeconds: must be a finite number"),
+        ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply|not valid YAML"),
+    ],
+)
+def test_hostile_configs_are_config_errors(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _load(tmp_path, text)

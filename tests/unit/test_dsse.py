@@ -139,3 +139,24 @@ def test_make_statement_round_trips_in_cosign_key_order() -> None:
     assert list(json.loads(raw)) == ["_type", "subject", "predicateType", "predicate"]
     st = dsse.parse_statement(raw)
     assert st.covers(DIGEST) and st.predicate == {"a": 1}
+
+
+def test_json_nested_deeper_than_the_limit_is_refused_before_parsing() -> None:
+    deep = '{"_type":"https://in-toto.io/Statement/v1","predicate":' + "[" * 200 + "]" * 200 + "}"
+    with pytest.raises(dsse.MalformedStatement, match="deeper than 128") as info:
+        dsse.parse_statement(deep.encode())
+    assert info.value.reason == "LIMIT_EXCEEDED"
+
+
+@pytest.mark.parametrize(
+    "text, deep",
+    [
+        ("[" * 128 + "]" * 128, False),
+        ("[" * 129 + "]" * 129, True),
+        ('{"a": "' + "[" * 500 + '"}', False),  # brackets inside strings do not count
+        ('{"a": "\\"' + "{" * 500 + '"}', False),  # nor after an escaped quote
+        ('{"a": "\\\\", "b": ' + "[" * 300 + "]" * 300 + "}", True),  # an escaped backslash ends the string
+    ],
+)
+def test_json_depth_counts_only_structure(text: str, deep: bool) -> None:
+    assert dsse.json_depth_exceeds(text) is deep

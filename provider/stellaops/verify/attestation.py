@@ -134,8 +134,10 @@ def _parse(candidate: Candidate) -> _Material:
     if candidate.kind != KIND_DSSE:
         raise dsse.MalformedEnvelope(f"unknown candidate kind {candidate.kind!r}, expected dsse or bundle")
     envelope = dsse.parse_envelope(candidate.data)
+    # identity of the attestation: its canonical (cosign v3) serialisation, so a v2-style copy with
+    # `keyid: ""` on the .att tag and its bundle copy count once; Rekor still binds the exact bytes
     material = _Material(
-        envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest="sha256:" + hashlib.sha256(candidate.data).hexdigest()
+        envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest="sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
     )
     ann = candidate.cosign
     if ann.certificate:
