@@ -363,3 +363,24 @@ def test_provider_allow_list_refuses_other_registries(
     for k in (key, "ghcr.io/acme/app:v1", "a.corp.example.evil.net/x:y"):
         assert items[k]["error"].startswith("REGISTRY_NOT_ALLOWED"), doc
     assert not trip.exists() or trip.read_text() == ""
+
+
+@pytest.mark.parametrize("image", ["169.254.169.254/latest:v1", "10.0.0.1/app:v1", "localhost:1/app:v1", "[::1]:5000/app:v1", "0x7f.1:5000/a:b"])
+def test_import_api_image_parameter_cannot_reach_private_addresses(
+    tmp_path: Path, provider_factory: Callable[..., ProviderProcess], image: str
+) -> None:
+    """``POST /api/v1/attestations/import?image=REF`` resolves a tag through the same guarded
+    client: an import caller cannot use it to reach internal addresses either."""
+    import json
+    from urllib.parse import quote
+
+    token = "ssrf-import-token-" + "5" * 30
+    (tmp_path / "t").write_text(token)
+    env, trip = egress_env(tmp_path)
+    extra = f"importApi: {{tokens: [{{tenant: acme, tokenFile: {tmp_path / 't'}}}]}}\n"
+    p = provider_factory(provider_config(tmp_path, {}, allow_private=False, extra=extra), env=env)
+    status, body = p.post(f"/api/v1/attestations/import?image={quote(image)}", b"{}",
+                          headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})  # fmt: skip
+    doc = json.loads(body)
+    assert status in (400, 422) and doc["error"]["reason"] == "REGISTRY_NOT_ALLOWED", (status, doc)
+    assert not trip.exists() or trip.read_text() == ""
