@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -159,7 +160,7 @@ class Engine:
         ref = parse_reference(key)
         with deadline_scope(deadline):
             digest, media_type = self._digest(ref)
-            cache_key = self._cache_key(digest)
+            cache_key = self._cache_key(ref.name, digest)
             cached = self.cache.get(cache_key)
             if cached is not None:
                 metrics.CACHE_HIT.inc()
@@ -186,18 +187,24 @@ class Engine:
             if hit is None or hit[1] <= time.monotonic():
                 return None
             digest = hit[0]
-        cached = self.cache.get(self._cache_key(digest))
+        cached = self.cache.get(self._cache_key(ref.name, digest))
         if cached is None:
             return None
         metrics.CACHE_HIT.inc()
         return CachedVerdict(image=key, digest=digest, raw=cached)
 
     def invalidate(self, digest: str) -> None:
-        """Forget the cached verdict of one digest (after an import adds attestations to it)."""
-        self.cache.delete(self._cache_key(digest))
+        """Forget the cached verdicts of one digest in every repository (after an import adds
+        attestations to it): a new generation for the digest makes the old keys unreachable."""
+        ttl = max(self.config.cache.ttl_seconds, self.config.cache.negative_ttl_seconds)
+        if ttl > 0:
+            self.cache.set(f"gen:{digest}", uuid.uuid4().hex.encode(), ttl)
 
-    def _cache_key(self, digest: str) -> str:
-        return f"verdict:v1:{self.config.trust.fingerprint}:{digest}"
+    def _cache_key(self, repository: str, digest: str) -> str:
+        """(trust, repository, digest, generation): discovery depends on the repository, so a
+        verdict computed for a copy of the image elsewhere is never served for this one."""
+        gen = self.cache.get(f"gen:{digest}") or b"0"
+        return f"verdict:v1:{self.config.trust.fingerprint}:{repository}@{digest}:{gen.decode()}"
 
     def _digest(self, ref: Reference) -> tuple[str, str | None]:
         """The manifest digest (and media type when known) the reference names now."""
