@@ -39,4 +39,11 @@ def make_registry_client(config: Config, *, for_cli: bool = False) -> Any:
         auth: Any = DockerConfig(reg.docker_config or None)
     else:
         auth = None
-    return RegistryClient(policy=policy, limits=limits, auth=auth)
+    observer = None
+    if not for_cli:
+        from .metrics import REGISTRY_CALLS
+
+        def observer(registry: str, outcome: str) -> None:
+            REGISTRY_CALLS.labels(registry, outcome).inc()
+
+    return RegistryClient(policy=policy, limits=limits, auth=auth, observer=observer)

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -430,8 +430,13 @@ class RegistryClient:
         *,
         pool_maxsize: int = 16,
         user_agent: str = "stellaops-attest/0.1",
+        observer: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``observer(registry, outcome)`` is told of every HTTP attempt (outcome: the status
+        class ``2xx``…``5xx``, ``timeout``, ``connection`` or ``refused``); the provider counts
+        them in its metrics, the CLI passes none."""
         self.policy = policy or RegistryPolicy()
+        self._observe = observer or (lambda _registry, _outcome: None)
         self.limits = limits or RegistryLimits()
         self.auth: CredentialSource = auth or Anonymous()
         self._pool_maxsize = pool_maxsize
@@ -521,13 +526,16 @@ class RegistryClient:
                 hdrs["Authorization"] = auth_header
             try:
                 resp = self._send_following_redirects(method, registry, target, hdrs, data)
+                self._observe(registry, f"{resp.status_code // 100}xx")
             except _AddressRefused as exc:
+                self._observe(registry, "refused")
                 raise RegistryError(
                     f"{exc.error.detail} (registry {registry}, repository {repository})",
                     reason="REGISTRY_NOT_ALLOWED",
                     hint=exc.error.hint,
                 ) from None
             except requests.Timeout as exc:
+                self._observe(registry, "timeout")
                 left = remaining_time()
                 if left is not None and left <= 0.01:
                     raise RegistryError(
@@ -537,6 +545,7 @@ class RegistryClient:
                 last_problem = f"timed out ({exc.__class__.__name__})"
                 resp = None
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                self._observe(registry, "connection")
                 last_problem = f"connection failed: {_short(exc)}"
                 resp = None
             except requests.RequestException as exc:

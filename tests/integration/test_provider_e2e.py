@@ -191,3 +191,5 @@ def test_cached_answers_are_identical_to_fresh_ones(provider, attested) -> None:
     assert values[0][ref]["attestations"] == values[0][by_digest]["attestations"]
     _, metrics = provider.get("/metrics")
     assert b'stellaops_verdict_cache_total{result="hit"}' in metrics
+    registry = attested["registry"].encode()
+    assert b'stellaops_registry_requests_total{outcome="2xx",registry="' + registry + b'"}' in metrics
