@@ -16,48 +16,19 @@ if TYPE_CHECKING:
     from ..candidate import Candidate
     from ..registry import RegistryClient
 
-# cosign's --type aliases (cmd/cosign/cli/options/predicate.go), used when predicates.py is absent.
-_COSIGN_ALIASES = {
-    "custom": "https://cosign.sigstore.dev/attestation/v1",
-    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance1": "https://slsa.dev/provenance/v1",
-    "link": "https://in-toto.io/Link/v1",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "openvex": "https://openvex.dev/ns",
-}
-
-
 def make_cli_client(config_path: str | None) -> RegistryClient:
-    """The registry client of the CLI: the configured allow-list, insecure list, limits and
-    docker config, but — like docker and cosign on a workstation — loopback and private
-    registries are reachable, over plain HTTP for localhost/127.0.0.0/8."""
+    """The registry client of the CLI (loopback and private registries reachable, like docker
+    and cosign on a workstation): see :func:`stellaops.clients.make_registry_client`."""
+    from ..clients import make_registry_client
     from ..config import load_config
-    from ..registry import RegistryClient, RegistryLimits, RegistryPolicy
-    from ..registry_auth import DockerConfig
 
-    cfg = load_config(config_path)
-    reg, lim = cfg.registries, cfg.limits
-    policy = RegistryPolicy(allow=reg.allow, insecure=reg.insecure, allow_private=True, plain_http_loopback=True)
-    limits = RegistryLimits(
-        manifest_bytes=lim.manifest_bytes,
-        blob_bytes=lim.blob_bytes,
-        referrers=lim.referrers,
-        connect_timeout=lim.connect_timeout_seconds,
-        read_timeout=lim.read_timeout_seconds,
-        retries=lim.retries,
-    )
-    return RegistryClient(policy=policy, limits=limits, auth=DockerConfig(reg.docker_config or None))
+    client: RegistryClient = make_registry_client(load_config(config_path), for_cli=True)
+    return client
 
 
 def resolve_predicate_type(name: str) -> str:
-    try:
-        from ..predicates import resolve_predicate_type as resolve
-    except ImportError:  # pragma: no cover - predicates.py is another module's
-        return _COSIGN_ALIASES.get(name, name)
+    from ..predicates import resolve_predicate_type as resolve
+
     return resolve(name)
 
 
