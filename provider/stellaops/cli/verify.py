@@ -258,8 +258,7 @@ def verify(
     wanted = resolve_predicate_type(ptype)
     ref = parse_reference(image)
     # The CLI runs for its user (as cosign does): private and loopback registries are allowed.
-    cli_config = replace(config, registries=replace(config.registries, allow_private=True))
-    client = make_registry_client(cli_config)
+    client = make_registry_client(config, for_cli=True)
     digest = ref.digest or client.resolve(ref).digest
     candidates = discover(client, ref, digest)
     by_envelope: dict[str, Any] = {}
