@@ -14,6 +14,17 @@ pytest_plugins = sorted(
 )
 
 
+# Loopback only (DESIGN.md §8): every tool the tests start (cosign, opa, the Gatekeeper harness,
+# kyverno) gets a proxy on a loopback port where nothing listens, so an accidental reach for the
+# internet (cosign's TUF fetch, say) fails on this machine without even a DNS query leaving it.
+# Loopback destinations bypass it; our own registry client ignores proxy variables entirely.
+_DEAD_PROXY = "http://127.0.0.1:9"
+for _var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+    os.environ[_var] = _DEAD_PROXY
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = "127.0.0.1,localhost,::1"
+
+
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     import pytest
 
