@@ -115,9 +115,7 @@ TRANSIENT_FAULTS = {
     "http_503": (("status",), {"code": 503}, ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")),
     "http_500": (("status",), {"code": 500}, ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")),
     "http_429": (("status",), {"code": 429}, ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")),
-    # INTERNAL_ERROR accepted here only because of the bug pinned by
-    # test_connection_reset_is_always_registry_unreachable (still transient, as required)
-    "connection_reset": (("reset",), {}, ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED", "INTERNAL_ERROR")),
+    "connection_reset": (("reset",), {}, ("REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED")),
     "stalled_registry": (("stall",), {}, ("DEADLINE_EXCEEDED",)),
     "slow_registry": (("delay",), {"seconds": 5.0}, ("DEADLINE_EXCEEDED",)),
     "truncated_manifest": (("truncate",), {"only": "/manifests/"}, ("REGISTRY_UNREACHABLE",)),
@@ -142,11 +140,6 @@ def test_transient_registry_fault_goes_to_system_error_then_recovers(rig: Rig, f
     assert_verified(rig, rig.key())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: registry.RegistryClient.request lets urllib3's AttributeError ('NoneType' has no 'settimeout') "
-    "escape when the registry resets the connection (about 1 call in 4): INTERNAL_ERROR instead of REGISTRY_UNREACHABLE",
-)
 def test_connection_reset_is_always_registry_unreachable(rig: Rig) -> None:
     from stellaops.errors import StellaError
     from stellaops.reference import parse_reference

@@ -18,7 +18,7 @@ import os
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stellaops import dsse, gatekeeper, importer
@@ -148,8 +148,7 @@ def test_manifest_json_parser_only_registry_error(data: bytes) -> None:
 
 
 @TIMEOUT
-@pytest.mark.xfail(strict=True, reason="bug: discovery._manifest_kind calls .get on a non-object 'config' (AttributeError escapes)")
-@settings(FUZZ, phases=[Phase.explicit, Phase.generate])  # no shrinking while it is a known failure
+@FUZZ
 @given(ft.manifest_docs())
 def test_referrer_classification_raises_only_registry_error(doc: dict) -> None:
     from stellaops.discovery import _manifest_kind
@@ -161,7 +160,6 @@ def test_referrer_classification_raises_only_registry_error(doc: dict) -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="bug: discovery._manifest_kind: AttributeError on a referrer manifest whose config is a string")
 def test_referrer_with_string_config_is_a_registry_error_not_a_crash() -> None:
     from stellaops.discovery import _manifest_kind
 
@@ -219,34 +217,19 @@ def test_parse_config_only_config_error(text: str) -> None:
         parse_config(text, env={}, base_dir="/nonexistent-stellaops-fuzz")
     except ConfigError:
         pass
-    except AttributeError:
-        # the known bug (xfail below): a null list item; anything else fails this test
-        assert _has_null_item(text), text
 
 
-def _has_null_item(text: str) -> bool:
-    import yaml
-
-    doc = yaml.safe_load(text)
-    lists = [((doc.get("attestation") or {}).get("authorities") if isinstance(doc.get("attestation"), dict) else None),
-             ((doc.get("importApi") or {}).get("tokens") if isinstance(doc.get("importApi"), dict) else None)]  # fmt: skip
-    return any(isinstance(x, list) and any(not isinstance(i, dict) for i in x) for x in lists)
-
-
-@pytest.mark.xfail(strict=True, reason="bug: config.parse_config lets RecursionError escape on deeply nested YAML")
 def test_parse_config_deeply_nested_yaml_is_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_config("a: " + "[" * 5000 + "]" * 5000, env={})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: config.parse_config: a list item that is null (authorities: [null]) raises AttributeError")
 @pytest.mark.parametrize("text", ["attestation: {authorities: [null]}", "importApi: {tokens: [null]}"])
 def test_parse_config_null_list_items_are_config_errors(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_config(text, env={})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: config accepts NaN/infinite durations (server.deadlineSeconds: .nan)")
 @pytest.mark.parametrize("value", [".nan", ".inf"])
 def test_parse_config_refuses_non_finite_durations(value: str) -> None:
     with pytest.raises(ConfigError):

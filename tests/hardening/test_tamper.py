@@ -494,12 +494,6 @@ def test_shared_verdict_cache_is_not_reused_across_a_trust_change(
     assert a["verified"] is False and reasons(a) == ["SIGNATURE_INVALID"], a
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: engine._cache_key is (trust fingerprint, digest) only, while discovery depends on the repository: a "
-    "negative verdict computed for the same digest in another repository (e.g. an unattested public copy) is served "
-    "for the attested one until negativeTtlSeconds expires (cross-repository negative-cache poisoning)",
-)
 def test_negative_verdict_from_another_repository_is_not_reused(
     tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
 ) -> None:
