@@ -317,6 +317,37 @@ def test_redirect_to_another_host_drops_the_authorization_header(redirector: Any
     assert storage.seen and storage.seen[0][1] == "", f"credentials leaked to the redirect target: {storage.seen}"
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_redirect_from_https_down_to_http_is_refused(redirector: Any, tmp_path: Path) -> None:
+    """An HTTPS registry redirecting to plain HTTP (credentials and blobs would travel in clear):
+    refused before the plain-HTTP hop is made. The registry is reached by an /etc/hosts alias of
+    127.0.0.1 so that the client uses HTTPS for it; TLS verification is off for this one test
+    session (the point is the downgrade rule, not certificate checking)."""
+    import ssl
+
+    from tests.fixtures.provider import make_tls
+
+    aliases = [a for a in _hosts_aliases() if "." not in a]
+    if not aliases:
+        pytest.skip("no /etc/hosts alias of 127.0.0.1 on this machine")
+    alias = aliases[0]
+    plain = redirector({"/": (200, {})})
+    tls_reg = redirector({"/v2/": (302, {"Location": f"http://{alias}:{plain.port}/blob"})})
+    files = make_tls(tmp_path / "tls")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(files.server_cert), str(files.server_key))
+    tls_reg.server.socket = ctx.wrap_socket(tls_reg.server.socket, server_side=True)
+    client = _client(True)
+    client._session(f"https://{alias}:{tls_reg.port}").verify = False  # noqa: SLF001 - test-local session
+    with connects():
+        with pytest.raises(RegistryError) as info:
+            client.get_blob(f"{alias}:{tls_reg.port}", "app", "sha256:" + "a" * 64)
+    client.close()
+    assert info.value.reason == "REGISTRY_NOT_ALLOWED" and "down to plain HTTP" in info.value.detail, info.value
+    assert tls_reg.seen, "the HTTPS registry was never asked: the test proved nothing"
+    assert plain.seen == [], f"the plain-HTTP hop was made: {plain.seen}"
+
+
 # --------------------------------------------------------------------------- end to end
 
 
