@@ -395,3 +395,29 @@ def test_json_parsing_stays_linear_on_hostile_strings(probe: str) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"{probe}: parsing 128 KB did not finish within 5 s (super-linear)")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: metrics.REGISTRY_CALLS is labelled with the raw registry host from the image reference, so a Pod "
+    "author creates one time series per host they write (unbounded metrics cardinality: memory and scrape size)",
+)
+def test_metrics_cardinality_is_bounded_under_hostile_registry_names(tmp_path: Path, ocireg: str) -> None:
+    """Pod authors choose registry hosts freely; the provider's metrics must not grow a time
+    series per host they invent (here 150 names under .invalid, resolved locally to nothing)."""
+    env, trip = egress_env(tmp_path)
+    cfg = provider_config(tmp_path, {}, allow_private=False, extra="limits: {retries: 0}\nserver: {deadlineSeconds: 1.5, maxKeys: 50}\n")
+    provider = start_provider(tmp_path / "provider", cfg, env=env)
+    try:
+        for batch in range(3):
+            keys = [f"r{batch}x{i}.stellaops.invalid/app:v1" for i in range(50)]
+            status, _ = provider.post("/gatekeeper/v1/verify", provider_request(keys))
+            assert status == 200
+        status, body = provider.get("/metrics")
+        assert status == 200
+        hosts = {line.split('registry="', 1)[1].split('"', 1)[0] for line in body.decode().splitlines()
+                 if line.startswith("stellaops_registry_requests_total{")}  # fmt: skip
+        assert len(hosts) <= 20, f"{len(hosts)} registry label values after 150 invented hosts"
+    finally:
+        provider.stop()
+    assert not trip.exists() or not trip.read_text()
