@@ -38,7 +38,7 @@ from tests.hardening._support import (
 )
 
 DEADLINE = 1.5
-SLACK = 1.5  # scheduling, process start-up of a gunicorn worker thread, loopback I/O
+SLACK = 3.0  # scheduling on a busy 2-core machine, loopback I/O: only a hang or a missed deadline trips it
 
 
 @dataclass
