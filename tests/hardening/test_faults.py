@@ -416,3 +416,59 @@ def test_trickling_registry_cannot_exhaust_the_verification_pool(tmp_path: Path,
     finally:
         proxy.stop()
         provider.stop()
+
+
+def test_postgres_partition_with_silently_dead_connections_recovers(tmp_path: Path, postgres_dsn: str, ocireg: str) -> None:
+    """The store's connections die without a reset (a partition, a NAT drop, a failed-over
+    host): queries on them would wait forever. Concurrent admissions during the partition are
+    answered within the deadline as transient; after it heals the provider recovers on its own
+    (no restart), although the dead connections never answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fixtures.faults import TcpFaultProxy
+
+    key_ = new_key()
+    client = loopback_client()
+    digest = push_test_image(ocireg, "faults/pgpart", "v1", client=client)
+    push_att(client, ocireg, "faults/pgpart", digest, [sign_envelope(statement(digest), [key_])])
+    client.close()
+    pg_port = postgres_dsn.rsplit(":", 1)[1].split("/", 1)[0]
+    proxy = TcpFaultProxy(f"127.0.0.1:{pg_port}")
+    dsn = postgres_dsn.replace(f":{pg_port}/", f":{proxy.port}/")
+    cfg = provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")}, store_dsn=dsn,
+                          extra=f"server: {{deadlineSeconds: {DEADLINE}, workers: 1, threads: 8, verifyConcurrency: 4}}\n")  # fmt: skip
+    env, trip = egress_env(tmp_path)
+    provider = start_provider(tmp_path / "provider", cfg, env=env)
+    key = f"{ocireg}/faults/pgpart@{digest}"
+
+    def ask() -> tuple[dict[str, Any], float]:
+        started = time.monotonic()
+        doc = provider.verify(key)
+        elapsed = time.monotonic() - started
+        doc.pop("_status")
+        assert_provider_response(doc)
+        return doc, elapsed
+
+    try:
+        doc, _ = ask()
+        assert _items(doc)[key]["value"]["attestations"][0]["verified"] is True
+        proxy.blackhole()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: ask(), range(8)))
+        for doc, elapsed in answers:
+            assert elapsed < DEADLINE + SLACK, f"answered after {elapsed:.2f}s"
+            assert_transient(doc, key, "STORE_UNAVAILABLE", "DEADLINE_EXCEEDED")
+        proxy.clear()
+        recovered = False
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not recovered:
+            doc, _ = ask()
+            item = _items(doc).get(key)
+            recovered = item is not None and item["value"]["attestations"][0]["verified"] is True
+            if not recovered:
+                time.sleep(0.5)
+        assert recovered, f"not recovered 20 s after the partition healed: {doc}"
+    finally:
+        provider.stop()
+        proxy.stop()
+    assert not trip.exists() or not trip.read_text()
