@@ -472,3 +472,38 @@ def test_postgres_partition_with_silently_dead_connections_recovers(tmp_path: Pa
         provider.stop()
         proxy.stop()
     assert not trip.exists() or not trip.read_text()
+
+
+def test_redis_cache_partition_does_not_stop_verification(tmp_path: Path, redis_url: str, ocireg: str) -> None:
+    """The verdict cache is an optimisation: with its Redis silently gone, images are still
+    verified within the deadline (misses), and the cache is used again after healing."""
+    from tests.fixtures.faults import TcpFaultProxy
+
+    key_ = new_key()
+    client = loopback_client()
+    digest = push_test_image(ocireg, "faults/redispart", "v1", client=client)
+    push_att(client, ocireg, "faults/redispart", digest, [sign_envelope(statement(digest), [key_])])
+    client.close()
+    port = redis_url.rsplit(":", 1)[1].split("/", 1)[0]
+    proxy = TcpFaultProxy(f"127.0.0.1:{port}")
+    cfg = provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")})
+    cfg = "\n".join(ln for ln in cfg.splitlines() if not ln.startswith("cache:")) + (
+        f"\ncache: {{ttlSeconds: 300, negativeTtlSeconds: 30, redisUrl: 'redis://127.0.0.1:{proxy.port}/0'}}\n"
+    )
+    provider = start_provider(tmp_path / "provider", cfg)
+    key = f"{ocireg}/faults/redispart@{digest}"
+    try:
+        for phase in ("healthy", "partitioned", "partitioned", "healed", "healed"):
+            if phase == "partitioned":
+                proxy.blackhole()
+            elif phase == "healed":
+                proxy.clear()
+            started = time.monotonic()
+            doc = provider.verify(key)
+            elapsed = time.monotonic() - started
+            assert elapsed < DEADLINE + SLACK, (phase, elapsed)
+            item = _items(doc).get(key)
+            assert item is not None and item["value"]["attestations"][0]["verified"] is True, (phase, doc)
+    finally:
+        provider.stop()
+        proxy.stop()
