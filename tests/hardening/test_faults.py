@@ -507,3 +507,24 @@ def test_redis_cache_partition_does_not_stop_verification(tmp_path: Path, redis_
     finally:
         provider.stop()
         proxy.stop()
+
+
+def test_big_batch_behind_a_stalled_registry_is_answered_in_time_and_frees_the_pool(rig: Rig) -> None:
+    """300 distinct keys on a stalled registry: one answer within the deadline, every key in
+    systemError, and the queued work is dropped so the next request is served at once."""
+    stalled = [f"{rig.proxy.address}/{rig.repo}:t{i}" for i in range(300)]
+    rig.proxy.set("stall")
+    try:
+        started = time.monotonic()
+        status, body = rig.provider.post("/gatekeeper/v1/verify", json.dumps(
+            {"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": stalled}}).encode())  # fmt: skip
+        elapsed = time.monotonic() - started
+        doc = json.loads(body)
+        assert status == 200 and elapsed < DEADLINE + SLACK, (status, elapsed)
+        assert_provider_response(doc)
+        assert doc["response"]["items"] == [] and all(k in doc["response"]["systemError"] for k in stalled[:5] + stalled[-5:])
+    finally:
+        rig.proxy.clear()
+    started = time.monotonic()
+    assert_verified(rig, rig.key(via_proxy=False))
+    assert time.monotonic() - started < DEADLINE + SLACK
