@@ -516,3 +516,56 @@ def test_negative_verdict_from_another_repository_is_not_reused(
     assert verdict_of(p.verify(copy_key), copy_key)["attestations"] == []  # the attacker's pod asks first
     atts = verdict_of(p.verify(real_key), real_key)["attestations"]
     assert [a["verified"] for a in atts] == [True], atts
+
+
+# --------------------------------------------------------------------------- multi-platform indexes
+
+
+def _opa_eval(provider_url: str, query: str) -> Any:
+    import os
+    import subprocess
+
+    from tests.fixtures.tools import ROOT, tool
+
+    sources = [p for d in ("rego/lib/stellaops", "rego/transport/http") for p in sorted((ROOT / d).glob("*.rego")) if not p.name.endswith("_test.rego")]
+    proc = subprocess.run(
+        [tool("opa"), "eval", "--format", "json", *[a for p in sources for a in ("-d", str(p))], query],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "STELLAOPS_PROVIDER_URL": provider_url},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout).get("result") or []
+    return result[0]["expressions"][0]["value"] if result else None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: an index is judged by attestations found on ANY of its platform manifests (discovery searches them, "
+    "engine merges them, lib.stellaops.get_attestation ignores attestation.digest): an index that pairs a genuinely "
+    "attested platform manifest with an unattested one (listed first, which the runtime pulls) is admitted",
+)
+def test_index_smuggling_an_unattested_platform_next_to_an_attested_one_is_not_verified(
+    tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    """The attacker copies a vetted image's manifest and its genuine attestation (both public)
+    into their repository, pushes their own image, and pushes an index listing their image
+    first and the vetted one second, both linux/amd64. A runtime pulls the first match."""
+    from stellaops.registry import OCI_INDEX
+
+    key_ = new_key()
+    client = loopback_client()
+    vetted = push_test_image(ocireg, "tamper/smuggle", "vetted", client=client)
+    push_att(client, ocireg, "tamper/smuggle", vetted, [sign_envelope(statement(vetted), [key_])])
+    evil = push_test_image(ocireg, "tamper/smuggle", "evil", client=client)
+    size = {d: len(client.get_manifest(ocireg, "tamper/smuggle", d).raw) for d in (vetted, evil)}
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": size[d],
+         "platform": {"os": "linux", "architecture": "amd64"}} for d in (evil, vetted)]}).encode()  # fmt: skip
+    index_digest = client.put_manifest(ocireg, "tamper/smuggle", "multi", index, OCI_INDEX)
+    client.close()
+    p = provider_factory(provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")}))
+    key = f"{ocireg}/tamper/smuggle@{index_digest}"
+    # control: the vetted image alone verifies, the evil one alone does not
+    assert _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{ocireg}/tamper/smuggle@{vetted}", "{SCAN_TYPE}").verified') is True
+    assert _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{ocireg}/tamper/smuggle@{evil}", "{SCAN_TYPE}").verified') is None
+    got = _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{key}", "{SCAN_TYPE}")')
+    assert not (isinstance(got, dict) and got.get("verified") is True), f"the smuggling index was admitted on {got and got.get('digest')}"
