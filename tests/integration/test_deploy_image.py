@@ -225,6 +225,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     shim.mkdir()
     (shim / "python").symlink_to(_world_usable_python())
     env = {**os.environ, **_env(build), "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
+    # this step installs from the package index (PyPI, a registry this machine reaches): lift the
+    # dead loopback proxy tests/conftest.py sets against accidental internet use
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        env.pop(var, None)
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.run(["sh", "-c", command], cwd=ctx, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
