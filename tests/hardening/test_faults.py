@@ -287,6 +287,11 @@ def test_postgres_down_is_transient_and_recovers(tmp_path: Path, postgres_server
         assert status == 503, body
         status, report = _import(provider, token, sign_envelope(statement(digest), [key_]))
         assert status == 503 and report["error"]["reason"] == "STORE_UNAVAILABLE", report
+        # the store's password never leaves the process, in answers or logs, during the outage
+        from tests.fixtures.services import PG_PASSWORD
+
+        for text in (json.dumps(doc), body.decode(), json.dumps(report), provider.log()):
+            assert PG_PASSWORD not in text, "the PostgreSQL password leaked"
     finally:
         if not postgres_server.running():
             postgres_server.start()
