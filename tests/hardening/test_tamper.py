@@ -569,3 +569,15 @@ def test_index_smuggling_an_unattested_platform_next_to_an_attested_one_is_not_v
     assert _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{ocireg}/tamper/smuggle@{evil}", "{SCAN_TYPE}").verified') is None
     got = _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{key}", "{SCAN_TYPE}")')
     assert not (isinstance(got, dict) and got.get("verified") is True), f"the smuggling index was admitted on {got and got.get('digest')}"
+
+
+def test_tenant_annotation_from_a_registry_is_marked_by_its_source(env: Env) -> None:
+    """Documented hazard (docs/threat-model.md §5): `dev.stellaops/tenant` is server-set only on
+    imported attestations; on registry copies it is whatever the pusher wrote. The verdict
+    keeps them apart by `source`, which policies must check before trusting the tenant."""
+    repo, digest, _ = env.image()
+    push_att(env.client, env.registry, repo, digest, [sign_envelope(statement(digest), [env.trusted])],
+             layer_annotations=[{"dev.stellaops/tenant": "acme"}])  # fmt: skip
+    att = env.verdict(repo, digest)["attestations"][0]
+    assert att["verified"] is True and att["annotations"]["dev.stellaops/tenant"] == "acme"
+    assert att["source"] == "cosign-tag", att
