@@ -266,3 +266,65 @@ def test_another_tenants_junk_imports_cannot_crowd_out_a_genuine_attestation(
     assert status == 200 and report["imported"] == 1, report
     atts = verdict_of(p.verify(image), image)["attestations"]
     assert [a for a in atts if a["verified"]], "the genuine, trusted attestation was never verified"
+
+
+def test_rotated_client_ca_stops_trusting_the_old_ca(tmp_path: Path, provider_factory: Callable[..., ProviderProcess]) -> None:
+    """cert-manager/cert-controller rotate Gatekeeper's CA: after the client-CA file changes,
+    the new CA's certificates are accepted and the old (possibly compromised) CA's are not."""
+    import shutil
+    import time
+
+    old = make_tls(tmp_path / "old")
+    new = make_tls(tmp_path / "new", ca_name="rotated-ca")
+    client_ca = tmp_path / "client-ca.pem"
+    shutil.copy(old.ca_cert, client_ca)
+    extra = f"server: {{deadlineSeconds: 1.5, tls: {{cert: {old.server_cert}, key: {old.server_key}, clientCA: {client_ca}}}}}\n"
+    p = provider_factory(provider_config(tmp_path, {}, extra=extra), tls=old, env={"STELLAOPS_CERT_POLL_SECONDS": "0.3"})
+
+    def ctx(files: Any) -> ssl.SSLContext:
+        c = ssl.create_default_context(cafile=str(old.ca_cert))  # the serving certificate stays the old CA's
+        c.load_cert_chain(str(files.client_cert), str(files.client_key))
+        return c
+
+    def accepted(files: Any) -> bool:
+        try:
+            return _https_attempt(p.port, ctx(files)).startswith(b"HTTP/1.1 200")
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return False
+
+    assert accepted(old) and not accepted(new)
+    time.sleep(1.0)  # let the watcher record the first modification time
+    shutil.copy(new.ca_cert, client_ca)  # the rotation (e.g. the old CA was compromised)
+    end = time.monotonic() + 15
+    while time.monotonic() < end and not accepted(new):
+        time.sleep(0.3)
+    assert accepted(new), "the rotated client CA was never loaded"
+    assert not accepted(old), "a client certificate of the removed CA is still accepted after rotation"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: gunicorn_conf.ssl_context appends every SSLContext to the module list _contexts, and gunicorn's gthread "
+    "worker builds one per accepted connection (sock.ssl_wrap_socket): about 24 KB retained per TLS connection, "
+    "forever, before any client certificate is checked (unauthenticated memory exhaustion)",
+)
+def test_tls_connections_without_a_client_certificate_do_not_leak_memory(mtls_provider: tuple[ProviderProcess, Any]) -> None:
+    from tests.hardening.test_load import _children, _rss
+
+    p, tls = mtls_provider
+    assert p.proc is not None
+    workers = _children(p.proc.pid)
+
+    def knock(n: int) -> None:
+        anonymous = ssl.create_default_context(cafile=str(tls.ca_cert))
+        for _ in range(n):
+            try:
+                _https_attempt(p.port, anonymous)
+            except (ssl.SSLError, OSError):
+                pass
+
+    knock(100)  # warm up
+    before = sum(_rss(w) for w in workers)
+    knock(1500)
+    growth = sum(_rss(w) for w in workers) - before
+    assert growth < 16 * 1024 * 1024, f"workers grew by {growth // 2**20} MiB after 1500 refused TLS connections"
