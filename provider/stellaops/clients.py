@@ -41,9 +41,6 @@ def make_registry_client(config: Config, *, for_cli: bool = False) -> Any:
         auth = None
     observer = None
     if not for_cli:
-        from .metrics import REGISTRY_CALLS
-
-        def observer(registry: str, outcome: str) -> None:
-            REGISTRY_CALLS.labels(registry, outcome).inc()
+        from .metrics import observe_registry_call as observer
 
     return RegistryClient(policy=policy, limits=limits, auth=auth, observer=observer)

@@ -29,13 +29,10 @@ STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_TYPES = (STATEMENT_V01, STATEMENT_V1)
 
 MAX_SIGNATURES = 16
-# Deeper JSON than this is refused before parsing: real attestations nest a few tens of levels,
-# and a document nested near Python's recursion limit would parse here and then break every
-# later encoder (the verdict, the Gatekeeper answer) for the whole batch.
+# Deeper JSON than this is refused: real attestations nest a few tens of levels, and a document
+# nested near Python's recursion limit would parse here and then break every later encoder (the
+# verdict, the Gatekeeper answer) for the whole batch.
 MAX_JSON_DEPTH = 128
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_INNERMOST = re.compile(r"\[\]|\{\}")
 _STD_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _URL_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -71,19 +68,23 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when ``text`` (JSON) nests deeper than ``limit``. Strings are blanked and the
-    brackets peeled one level per regex pass, so the work stays in C and is bounded by
-    ``limit`` passes (a hand-rolled scan, because no JSON library here exposes a depth limit)."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    for _ in range(limit):
-        if not brackets:
-            return False
-        peeled = _INNERMOST.sub("", brackets)
-        if peeled == brackets:  # unbalanced: the parser will refuse it
-            return False
-        brackets = peeled
-    return bool(brackets)
+def json_depth_exceeds(doc: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when a parsed JSON value nests deeper than ``limit``. Iterative (no recursion) and
+    linear in the number of nodes, stopping at the first branch that is too deep; written by
+    hand because the json module has no depth limit of its own."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def strict_json(data: bytes | str, *, what: str, error: type[VerificationError]) -> Any:
@@ -96,19 +97,20 @@ def strict_json(data: bytes | str, *, what: str, error: type[VerificationError])
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise error(f"{what} is not valid UTF-8: {exc}") from exc
-    if json_depth_exceeds(text):
-        raise error(
-            f"{what} nests deeper than {MAX_JSON_DEPTH} levels; refused", reason="LIMIT_EXCEEDED", hint="flatten the document"
-        )
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
     except DuplicateKey as exc:
         raise error(
             f"{what} has the key {str(exc)!r} more than once; an ambiguous document is refused",
             hint="re-create it with a JSON encoder that writes each key once",
         ) from exc
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise error(f"{what} nests deeper than {MAX_JSON_DEPTH} levels; refused", reason="LIMIT_EXCEEDED") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
         raise error(f"{what} is not valid JSON: {exc}", hint="check the file is the JSON it claims to be") from exc
+    if json_depth_exceeds(doc):
+        raise error(f"{what} nests deeper than {MAX_JSON_DEPTH} levels; refused", reason="LIMIT_EXCEEDED", hint="flatten the document")
+    return doc
 
 
 def b64decode_std(value: str, *, what: str, error: type[VerificationError]) -> bytes:

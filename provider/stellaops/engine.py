@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from . import metrics
-from .candidate import Candidate
+from .candidate import SOURCE_IMPORTED, Candidate
 from .config import Config
 from .errors import RegistryError, StellaError
 from .reference import Reference, parse_reference
@@ -244,16 +244,7 @@ class Engine:
                 )
                 continue
             candidates.append(c)
-        limit = self.config.limits.attestations_per_image
-        if len(candidates) > limit:
-            errors.append(
-                ErrorItem(
-                    "LIMIT_EXCEEDED",
-                    f"{len(candidates)} attestations are attached to {digest}; only the first {limit} were verified",
-                    "raise limits.attestationsPerImage or prune old attestations",
-                )
-            )
-            candidates = candidates[:limit]
+        candidates = self._within_limit(candidates, digest, errors)
         results = self._verify_candidates(candidates, digest)
         if not results and not errors:
             errors.append(
@@ -264,6 +255,29 @@ class Engine:
                 )
             )
         return Verdict(image=key, digest=digest, attestations=tuple(results), errors=tuple(errors))
+
+    def _within_limit(self, candidates: list[Candidate], digest: str, errors: list[ErrorItem]) -> list[Candidate]:
+        """At most ``limits.attestationsPerImage`` candidates *per budget*: the registry is one
+        budget and each import tenant another, so no tenant's imports (which anyone with a token
+        can make about any digest) can crowd out the registry's or another tenant's attestations."""
+        limit = self.config.limits.attestations_per_image
+        budgets: dict[str, list[Candidate]] = {}
+        for c in candidates:
+            budget = f"tenant:{c.annotations.get('dev.stellaops/tenant', '')}" if c.source == SOURCE_IMPORTED else "registry"
+            budgets.setdefault(budget, []).append(c)
+        kept: list[Candidate] = []
+        for budget, group in budgets.items():
+            if len(group) > limit:
+                errors.append(
+                    ErrorItem(
+                        "LIMIT_EXCEEDED",
+                        f"{len(group)} attestations for {digest} from {budget}; only {limit} were verified",
+                        "raise limits.attestationsPerImage or prune old attestations",
+                    )
+                )
+                group = group[-limit:] if budget != "registry" else group[:limit]  # newest imports first
+            kept.extend(group)
+        return kept
 
     def _verify_candidates(self, candidates: list[Candidate], digest: str) -> list[AttestationResult]:
         by_envelope: dict[str, AttestationResult] = {}

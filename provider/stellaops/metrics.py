@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Histogram
 
 REQUEST_LATENCY = Histogram(
@@ -30,3 +32,25 @@ OUTCOMES = Counter(
     ["reason"],
 )
 IMPORTS = Counter("stellaops_imports_total", "Imported attestations by tenant and status.", ["tenant", "status"])
+
+# Registry names come from Pod specs (attacker-controlled): only registries that answered over
+# HTTP get their own label, at most this many per process; the rest count as "other", and calls
+# that never reached a registry (refused, unresolvable, timed out) as "-". So no Pod author can
+# grow the time series by inventing host names.
+MAX_REGISTRY_LABELS = 8
+_registries: set[str] = set()
+_registries_lock = threading.Lock()
+
+
+def observe_registry_call(registry: str, outcome: str) -> None:
+    """Count one HTTP attempt to a registry (bounded label cardinality)."""
+    if not outcome.endswith("xx"):
+        registry = "-"
+    elif registry not in _registries:
+        with _registries_lock:
+            if registry not in _registries:
+                if len(_registries) >= MAX_REGISTRY_LABELS:
+                    registry = "other"
+                else:
+                    _registries.add(registry)
+    REGISTRY_CALLS.labels(registry, outcome).inc()

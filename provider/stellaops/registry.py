@@ -391,12 +391,42 @@ def _vetted_connect(conn: HTTPConnection, policy: RegistryPolicy) -> socket.sock
     raise last or OSError(f"no address for {host}")
 
 
+class _DeadlineBoundResponses:
+    """Bounds waiting for a response's head by the request deadline. The read timeout is per
+    recv, so a registry that trickles a byte at a time would otherwise hold the thread for as
+    long as it likes; a watchdog shuts the socket when the deadline passes (the body is bounded
+    the same way in ``_read_limited``)."""
+
+    sock: Any
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        left = remaining_time()
+        if left is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        cut = threading.Event()
+        timer = threading.Timer(max(left, 0.0) + 0.05, _shut_socket, (self.sock, cut))
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+
+def _shut_socket(sock: Any, cut: threading.Event) -> None:
+    cut.set()
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _guarded_adapter(policy: RegistryPolicy, pool_maxsize: int) -> HTTPAdapter:
-    class GuardedHTTPConnection(HTTPConnection):
+    class GuardedHTTPConnection(_DeadlineBoundResponses, HTTPConnection):
         def _new_conn(self) -> socket.socket:
             return _vetted_connect(self, policy)
 
-    class GuardedHTTPSConnection(HTTPSConnection):
+    class GuardedHTTPSConnection(_DeadlineBoundResponses, HTTPSConnection):
         def _new_conn(self) -> socket.socket:
             return _vetted_connect(self, policy)
 
@@ -759,6 +789,15 @@ class RegistryClient:
             )
         chunks: list[bytes] = []
         total = 0
+        # A registry that trickles a byte per recv never trips the per-recv read timeout; a
+        # watchdog cuts the connection when the request deadline passes, so no worker thread is
+        # held past it (a read of 64 KiB blocks until 64 KiB or EOF).
+        cut = threading.Event()
+        left = remaining_time()
+        watchdog = threading.Timer(max(left, 0.0) + 0.05, _cut_connection, (resp, cut)) if left is not None else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             for chunk in resp.iter_content(65536):
                 total += len(chunk)
@@ -770,10 +809,16 @@ class RegistryClient:
                     )
                 chunks.append(chunk)
                 self._check_deadline(f"reading {what}")
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError, AttributeError, ValueError) as exc:
+            # (urllib3 raises odd types when its socket is shut under it: they all mean "cut")
             left = remaining_time()
-            reason = "DEADLINE_EXCEEDED" if left is not None and left <= 0.01 else "REGISTRY_UNREACHABLE"
+            reason = "DEADLINE_EXCEEDED" if cut.is_set() or (left is not None and left <= 0.01) else "REGISTRY_UNREACHABLE"
             raise RegistryError(f"reading {what} failed: {_short(exc)}", reason=reason) from exc
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if cut.is_set():  # the body may look complete after the cut: never trust it
+            raise RegistryError(f"the request deadline passed while reading {what}", reason="DEADLINE_EXCEEDED")
         return b"".join(chunks)
 
     def _unexpected(self, resp: requests.Response, what: str) -> RegistryError:
@@ -1063,6 +1108,18 @@ def _raised_in_urllib3(exc: BaseException) -> bool:
         last = tb
         tb = tb.tb_next
     return last is not None and "urllib3" in last.tb_frame.f_code.co_filename
+
+
+def _cut_connection(resp: requests.Response, cut: threading.Event) -> None:
+    """Watchdog action: mark the read as cut and shut the socket under it (wakes a blocked recv)."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is None:  # urllib3 released the connection object: reach the socket http.client reads
+        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        _shut_socket(sock, cut)
+    else:
+        cut.set()  # nothing to shut: the read ends by itself, and the cut flag refuses its result
 
 
 def _basic_header(creds: Credentials) -> str:

@@ -36,7 +36,7 @@ from cryptography import x509
 from .. import dsse
 from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
 from ..errors import StellaError, VerificationError
-from ..predicates import signed_time
+from ..predicates import inline_predicate, signed_time
 from ..trust import KeyAuthority, TrustConfig
 from ..verdict import AttestationResult, ErrorItem, Signer, TlogResult
 from . import keys
@@ -450,7 +450,7 @@ def verify_candidate(
         created=created,
         created_signed=created_signed,
         annotations=dict(candidate.annotations),
-        predicate=statement.predicate,
+        predicate=inline_predicate(statement.predicate),  # large ones (SBOMs): the summary only
         predicate_summary=summary,
         errors=(),
         envelope_digest=envelope_digest,
