@@ -60,13 +60,24 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-_contexts: list[tuple[ssl.SSLContext, Any]] = []
+_context: tuple[ssl.SSLContext, Any, Any] | None = None  # (context, conf, factory)
+_context_lock = threading.Lock()
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
-    ctx = default_ssl_context_factory()
+    """One SSL context per worker. gunicorn asks for a context for every accepted connection:
+    building (and keeping) one each time would load the certificates per connection and grow
+    without bound; one shared context is also the one the watcher reloads on rotation."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = (_new_context(default_ssl_context_factory), conf, default_ssl_context_factory)
+        return _context[0]
+
+
+def _new_context(factory: Any) -> ssl.SSLContext:
+    ctx: ssl.SSLContext = factory()
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Gatekeeper itself insists on TLS 1.3
-    _contexts.append((ctx, conf))
     return ctx
 
 
@@ -80,22 +91,28 @@ def _mtimes(paths: list[str]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _watch_certs() -> None:
-    """Reload the serving certificate (and client CA) into the live SSL contexts on change."""
-    last: tuple[float, ...] | None = None
+def _watch_certs(_conf: Any) -> None:
+    """Swap in a freshly built SSL context when the certificate, key or client CA files change
+    (a new context, not a reload into the old one: loading a CA *adds* it, and a rotated-out
+    client CA must stop being trusted). Connections already open keep their context."""
+    global _context
+    paths = [_conf.certfile, _conf.keyfile] + ([_conf.ca_certs] if _conf.ca_certs else [])
+    last = _mtimes(paths)  # the files as this worker loaded them at start
     while True:
         time.sleep(CERT_POLL_SECONDS)
-        for ctx, conf in list(_contexts):
-            paths = [conf.certfile, conf.keyfile] + ([conf.ca_certs] if conf.ca_certs else [])
-            now = _mtimes(paths)
-            if last is not None and now != last and -1.0 not in now:
-                try:
-                    ctx.load_cert_chain(conf.certfile, conf.keyfile)
-                    if conf.ca_certs:
-                        ctx.load_verify_locations(cafile=conf.ca_certs)
-                except (OSError, ssl.SSLError):
-                    continue  # half-written files: try again on the next tick
-            last = now
+        current = _context
+        if current is None:
+            continue
+        _ctx, conf, factory = current
+        now = _mtimes(paths)
+        if now != last and -1.0 not in now:
+            try:
+                fresh = _new_context(factory)
+            except (OSError, ssl.SSLError):
+                continue  # half-written files: try again on the next tick
+            with _context_lock:
+                _context = (fresh, conf, factory)
+        last = now
 
 
 def on_starting(server: Any) -> None:
@@ -105,7 +122,7 @@ def on_starting(server: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     if server.cfg.certfile:
-        threading.Thread(target=_watch_certs, name="cert-watch", daemon=True).start()
+        threading.Thread(target=_watch_certs, args=(server.cfg,), name="cert-watch", daemon=True).start()
 
 
 def child_exit(server: Any, worker: Any) -> None:
