@@ -389,12 +389,6 @@ def test_rego_library_denies_readably_during_a_registry_fault(rig: Rig, fault: s
     assert _opa_provider_errors(rig, key) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: registry.RegistryClient._read_limited checks the deadline only between 64 KiB chunks and requests' read "
-    "timeout is per recv, so a registry trickling one byte at a time holds a verification thread far past the deadline; "
-    "a few such keys exhaust server.verifyConcurrency and every other image times out",
-)
 def test_trickling_registry_cannot_exhaust_the_verification_pool(tmp_path: Path, ocireg: str) -> None:
     key_ = new_key()
     client = loopback_client()
