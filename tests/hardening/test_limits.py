@@ -469,3 +469,29 @@ def test_attestation_bytes_per_image_are_bounded_in_aggregate(tmp_path: Path, oc
     assert doc["_status"] == 200
     growth = peak_rss(worker) - before
     assert growth < 128 * 1024 * 1024, f"peak memory grew by {growth // 2**20} MiB for one image's attestations"
+
+
+def test_chunked_body_over_the_limit_is_refused_as_a_provider_response(lim: Lim) -> None:
+    """Without Content-Length (Transfer-Encoding: chunked) the limit is enforced while reading."""
+    import socket
+
+    body = provider_request([])[:-1] + b',"pad":"' + b"x" * 100_000 + b'"}'
+    with socket.create_connection(("127.0.0.1", lim.provider.port), timeout=10) as s:
+        s.sendall(b"POST /gatekeeper/v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for i in range(0, len(body), 8192):
+                chunk = body[i : i + 8192]
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            s.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may stop reading once the limit is passed
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"413", head
+    assert_provider_response(json.loads(rest))
+    lim.alive()
