@@ -320,3 +320,40 @@ def test_tls_connections_without_a_client_certificate_do_not_leak_memory(mtls_pr
     knock(1500)
     growth = sum(_rss(w) for w in workers) - before
     assert growth < 16 * 1024 * 1024, f"workers grew by {growth // 2**20} MiB after 1500 refused TLS connections"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: gunicorn gthread workers (gunicorn_conf.settings) do the TLS handshake and request read on a blocking "
+    "socket with no timeout: 40 idle connections that sent one byte hold every worker thread, before any client "
+    "certificate is checked, and Gatekeeper's calls time out (unauthenticated denial of service)",
+)
+def test_idle_partial_connections_cannot_starve_gatekeeper_calls(mtls_provider: tuple[ProviderProcess, Any]) -> None:
+    import threading
+
+    p, tls = mtls_provider
+    ctx = ssl.create_default_context(cafile=str(tls.ca_cert))
+    ctx.load_cert_chain(str(tls.client_cert), str(tls.client_key))
+    assert _https_attempt(p.port, ctx).startswith(b"HTTP/1.1 200")  # control
+    idle = []
+    try:
+        for _ in range(40):  # server.workers (2) × server.threads (8) is 16
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            s.sendall(b"\x16")  # the first byte of a TLS handshake record, then nothing
+            idle.append(s)
+        result: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                result["answer"] = _https_attempt(p.port, ctx)
+            except (OSError, ssl.SSLError) as exc:
+                result["answer"] = exc
+
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        t.join(5)  # well above a healthy answer, above Gatekeeper's spec.timeout (2 s)
+        answer = result.get("answer")
+        assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200"), f"Gatekeeper's call was starved: {answer!r}"
+    finally:
+        for s in idle:
+            s.close()
