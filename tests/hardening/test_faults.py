@@ -527,3 +527,31 @@ def test_big_batch_behind_a_stalled_registry_is_answered_in_time_and_frees_the_p
     started = time.monotonic()
     assert_verified(rig, rig.key(via_proxy=False))
     assert time.monotonic() - started < DEADLINE + SLACK
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: importapi.import_attestations resolves ?image= (importer.resolve_image) with no deadline: a stalled "
+    "registry holds the request thread for read timeout × attempts (~30 s with the defaults); import calls share the "
+    "gunicorn threads with Gatekeeper's, so a token holder can starve admissions",
+)
+def test_import_api_image_resolution_is_bounded_by_a_deadline(tmp_path: Path, ocireg: str) -> None:
+    import urllib.error
+
+    proxy = FaultProxy(ocireg)
+    proxy.set("stall")
+    token = "import-deadline-token-" + "4" * 30
+    (tmp_path / "t").write_text(token)
+    cfg = provider_config(tmp_path, {}, deadline=DEADLINE, extra=f"importApi: {{tokens: [{{tenant: a, tokenFile: {tmp_path / 't'}}}]}}\n")
+    provider = start_provider(tmp_path / "provider", cfg)
+    try:
+        started = time.monotonic()
+        try:
+            status, _ = provider.post(f"/api/v1/attestations/import?image={proxy.address}/faults/app:v1", b"{}",
+                                      headers={"Authorization": f"Bearer {token}"}, timeout=DEADLINE + SLACK + 1)  # fmt: skip
+        except (TimeoutError, urllib.error.URLError) as exc:
+            pytest.fail(f"no answer within {DEADLINE + SLACK + 1:.1f}s: {exc}")
+        assert time.monotonic() - started < DEADLINE + SLACK and status == 503
+    finally:
+        proxy.stop()
+        provider.stop()
