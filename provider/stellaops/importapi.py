@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -184,7 +185,13 @@ def import_attestations() -> tuple[Response, int]:
         return _error(status, exc.reason, exc.detail, exc.hint, problems=exc.problems)
     image = request.args.get("image") or None
     try:
-        image, digest = resolve_image(image, request.args.get("digest") or None, _registry_client)
+        # a stalled registry must not hold this thread: the same deadline as an admission call
+        from .registry import deadline_scope
+
+        config = current_app.config.get("STELLAOPS_CONFIG")
+        budget = config.server.deadline_seconds if config is not None else 1.5
+        with deadline_scope(time.monotonic() + budget + 1.0):
+            image, digest = resolve_image(image, request.args.get("digest") or None, _registry_client)
     except StellaError as exc:
         resp, status = _error(_status_for(exc), exc.reason, f"cannot resolve the image: {exc.detail}", exc.hint)
         if status == 503:

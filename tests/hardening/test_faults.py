@@ -529,12 +529,6 @@ def test_big_batch_behind_a_stalled_registry_is_answered_in_time_and_frees_the_p
     assert time.monotonic() - started < DEADLINE + SLACK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: importapi.import_attestations resolves ?image= (importer.resolve_image) with no deadline: a stalled "
-    "registry holds the request thread for read timeout × attempts (~30 s with the defaults); import calls share the "
-    "gunicorn threads with Gatekeeper's, so a token holder can starve admissions",
-)
 def test_import_api_image_resolution_is_bounded_by_a_deadline(tmp_path: Path, ocireg: str) -> None:
     import urllib.error
 
