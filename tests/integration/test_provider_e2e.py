@@ -193,3 +193,38 @@ def test_cached_answers_are_identical_to_fresh_ones(provider, attested) -> None:
     assert b'stellaops_verdict_cache_total{result="hit"}' in metrics
     registry = attested["registry"].encode()
     assert b'stellaops_registry_requests_total{outcome="2xx",registry="' + registry + b'"}' in metrics
+
+
+def test_second_identical_request_does_no_registry_io(attested, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """One worker, so the in-process cache is the one answering; the registry-call counter of
+    the provider's own metrics must not move for the second request."""
+    from tests.fixtures.provider import start_provider
+
+    d = attested["dir"]
+    cfg = (
+        "attestation:\n  authorities:\n    - name: release-key\n"
+        f"      key: {{path: {d / 'release.pub'}}}\n  requireTlog: false\n"
+        "registries:\n  allowPrivate: true\n"
+        f"store: {{dsn: 'sqlite:///{d / 'store-io.db'}'}}\n"
+        "server: {workers: 1}\n"
+    )
+    p = start_provider(tmp_path_factory.mktemp("provider-io"), cfg)
+    try:
+        ref = attested["images"]["signed"][0]
+
+        def registry_calls() -> float:
+            _, body = p.get("/metrics")
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in body.decode().splitlines()
+                if line.startswith("stellaops_registry_requests_total{")
+            )
+
+        first = p.verify(ref)
+        after_first = registry_calls()
+        second = p.verify(ref)
+        assert after_first > 0, "the first request must have talked to the registry"
+        assert registry_calls() == after_first
+        assert first["response"]["items"] == second["response"]["items"]
+    finally:
+        p.stop()
