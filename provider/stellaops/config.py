@@ -82,6 +82,7 @@ class LimitsConfig:
     envelope_bytes: int = 32 * MiB
     referrers: int = 1000
     attestations_per_image: int = 200
+    attestation_bytes_per_image: int = 64 * MiB
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
     retries: int = 2
@@ -183,6 +184,7 @@ _SCHEMA: dict[str, Any] = {
         "envelopeBytes": int,
         "referrers": int,
         "attestationsPerImage": int,
+        "attestationBytesPerImage": int,
         "connectTimeoutSeconds": float,
         "readTimeoutSeconds": float,
         "retries": int,
@@ -519,6 +521,7 @@ def _build(doc: dict[str, Any], ctx: _Ctx) -> Config:
             "envelopeBytes": "envelope_bytes",
             "referrers": "referrers",
             "attestationsPerImage": "attestations_per_image",
+            "attestationBytesPerImage": "attestation_bytes_per_image",
             "connectTimeoutSeconds": "connect_timeout_seconds",
             "readTimeoutSeconds": "read_timeout_seconds",
             "retries": "retries",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -176,9 +177,19 @@ class _Walker:
     deadline applies there too); results are merged in listing order, so output is stable."""
 
     def __init__(
-        self, client: RegistryClient, ref: Reference, result: Discovery, *, signatures: bool = False, workers: int = 4
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        result: Discovery,
+        *,
+        signatures: bool = False,
+        workers: int = 4,
+        byte_budget: int | None = None,
     ) -> None:
         self.client = client
+        self._budget = byte_budget
+        self._reserved = 0
+        self._budget_lock = threading.Lock()
         self.ref = ref
         self.result = result
         self.signatures = signatures  # keep cosign v3 *signature* bundles (download does, as cosign)
@@ -255,6 +266,16 @@ class _Walker:
             raise RegistryError(
                 f"layer {desc.digest} is {desc.size} bytes, more than the limit of {limit}", reason="LIMIT_EXCEEDED"
             )
+        if self._budget is not None:
+            with self._budget_lock:
+                if self._reserved + desc.size > self._budget:
+                    raise RegistryError(
+                        f"layer {desc.digest} ({desc.size} bytes) would take this image's attestations past "
+                        f"limits.attestationBytesPerImage ({self._budget} bytes); not fetched",
+                        reason="LIMIT_EXCEEDED",
+                        hint="raise limits.attestationBytesPerImage, or prune the image's attestations",
+                    )
+                self._reserved += max(desc.size, 1)
         return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
 
     def _bundle(self, target: str, m: Manifest, location: str) -> Candidate:
@@ -342,6 +363,7 @@ def discover_all(
     platforms: bool = True,
     signature_bundles: bool = False,
     media_type: str | None = None,
+    byte_budget: int | None = None,
 ) -> Discovery:
     """Run discovery and return candidates with everything learned on the way.
 
@@ -350,12 +372,15 @@ def discover_all(
     ``https://sigstore.dev/cosign/sign/v1``), which attestation discovery skips.
     ``media_type`` (from :meth:`RegistryClient.resolve`) saves the GET that finds out whether
     ``digest`` is an index when it says it is a plain manifest.
+    ``byte_budget`` bounds the attestation bytes fetched for the whole image (every layer is
+    already bounded by ``limits.blobBytes``; this bounds their sum, so one image cannot make a
+    worker hold referrers × blobBytes in memory). Layers past it are reported as problems.
     """
     result = Discovery(image_digest=digest)
     is_manifest = media_type is not None and media_type not in INDEX_MEDIA_TYPES
     look = platforms and not is_manifest
     result.targets = [digest, *(_platform_targets(client, ref, digest) if look else [])]
-    walker = _Walker(client, ref, result, signatures=signature_bundles)
+    walker = _Walker(client, ref, result, signatures=signature_bundles, byte_budget=byte_budget)
     for target in result.targets:
         walker.referrers(target)
         walker.cosign_tag(target)

@@ -229,7 +229,14 @@ class Engine:
     def _verify_digest(self, key: str, ref: Reference, digest: str, media_type: str | None = None) -> Verdict:
         from .discovery import discover_all
 
-        found = discover_all(self.client, ref, digest, store=self.store, media_type=media_type)
+        found = discover_all(
+            self.client,
+            ref,
+            digest,
+            store=self.store,
+            media_type=media_type,
+            byte_budget=self.config.limits.attestation_bytes_per_image,
+        )
         errors: list[ErrorItem] = [ErrorItem(p.reason, f"{p.location or p.attached_to}: {p.message}", "") for p in found.problems]
         candidates: list[Candidate] = []
         max_bytes = self.config.limits.envelope_bytes

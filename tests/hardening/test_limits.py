@@ -435,12 +435,6 @@ def test_large_predicates_are_summarised_not_returned_whole(
     assert len(body) < 4 * 64 * 1024, f"the answer is {len(body)} bytes for 4 keys: predicates returned whole"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: discovery holds every attestation layer of an image in memory before verification, bounded only per "
-    "layer (limits.blobBytes) and by count (limits.referrers): no aggregate byte budget, so one image with 100 × 3 MB "
-    "layers raises a worker's peak memory by ~300 MB (referrers × blobBytes is 32 GiB by default)",
-)
 def test_attestation_bytes_per_image_are_bounded_in_aggregate(tmp_path: Path, ocireg: str, provider_factory: Any) -> None:
     import os
 
