@@ -261,7 +261,8 @@ class Engine:
                     "attach one with `stella attest attach` or `cosign attest`",
                 )
             )
-        return Verdict(image=key, digest=digest, attestations=tuple(results), errors=tuple(errors))
+        platforms = tuple(t for t in found.targets if t != digest)
+        return Verdict(image=key, digest=digest, attestations=tuple(results), errors=tuple(errors), platforms=platforms)
 
     def _within_limit(self, candidates: list[Candidate], digest: str, errors: list[ErrorItem]) -> list[Candidate]:
         """At most ``limits.attestationsPerImage`` candidates *per budget*: the registry is one

@@ -117,12 +117,14 @@ class Verdict:
     digest: str
     attestations: tuple[AttestationResult, ...] = ()
     errors: tuple[ErrorItem, ...] = ()
+    platforms: tuple[str, ...] = ()  # for an index: its platform manifest digests
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schemaVersion": SCHEMA_VERSION,
             "image": self.image,
             "digest": self.digest,
+            "platforms": list(self.platforms),
             "attestations": [a.to_json() for a in self.attestations],
             "errors": [e.to_json() for e in self.errors],
         }

@@ -537,12 +537,6 @@ def _opa_eval(provider_url: str, query: str) -> Any:
     return result[0]["expressions"][0]["value"] if result else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an index is judged by attestations found on ANY of its platform manifests (discovery searches them, "
-    "engine merges them, lib.stellaops.get_attestation ignores attestation.digest): an index that pairs a genuinely "
-    "attested platform manifest with an unattested one (listed first, which the runtime pulls) is admitted",
-)
 def test_index_smuggling_an_unattested_platform_next_to_an_attested_one_is_not_verified(
     tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess]
 ) -> None:

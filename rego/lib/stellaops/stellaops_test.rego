@@ -513,3 +513,34 @@ test_fail_verify_attestation_when_the_provider_required_a_log if {
 test_fail_explicit_require_tlog_overrides_the_provider if {
 	not stellaops.verify_attestation_by(_att({"tlog": {"verified": false, "required": false}}), {"requireTlog": true})
 }
+
+_index_verdict(platform_atts) := {
+	"digest": "sha256:index",
+	"platforms": ["sha256:amd64", "sha256:arm64"],
+	"attestations": platform_atts,
+}
+
+test_fail_index_cannot_borrow_one_platforms_attestation if {
+	verdict := _index_verdict([_att({"digest": "sha256:arm64"})])
+	count(stellaops.attestations_in(verdict, "t")) == 0
+}
+
+test_success_index_with_every_platform_attested if {
+	verdict := _index_verdict([_att({"digest": "sha256:arm64"}), _att({"digest": "sha256:amd64"})])
+	count(stellaops.attestations_in(verdict, "t")) == 2
+}
+
+test_fail_index_platform_attested_only_unverified if {
+	verdict := _index_verdict([_att({"digest": "sha256:arm64"}), _att({"digest": "sha256:amd64", "verified": false})])
+	count(stellaops.attestations_in(verdict, "t")) == 0
+}
+
+test_success_attestation_on_the_index_itself if {
+	verdict := _index_verdict([_att({"digest": "sha256:index"})])
+	count(stellaops.attestations_in(verdict, "t")) == 1
+}
+
+test_fail_platform_attestation_without_a_platform_list if {
+	verdict := {"digest": "sha256:index", "attestations": [_att({"digest": "sha256:arm64"})]}
+	count(stellaops.attestations_in(verdict, "t")) == 0
+}

@@ -178,9 +178,33 @@ attestations_in(verdict, predicate_type) := [verdict.attestations[r[2]] |
 		some i, a in verdict.attestations
 		is_object(a)
 		a.predicateType == want
+		_covers_image(verdict, a, want)
 	])
 	some r in ranked
 ]
+
+# _covers_image: an attestation about the image's own digest covers it. One about a platform
+# manifest of an index covers the index only when every platform the index lists has a verified
+# attestation of that type: an index must not borrow one platform's attestation for another
+# (the runtime pulls the platform it runs on).
+_covers_image(verdict, attestation, _) if not _about_a_platform(verdict, attestation)
+
+_covers_image(verdict, attestation, want) if {
+	_about_a_platform(verdict, attestation)
+	count(verdict.platforms) > 0
+	every platform in verdict.platforms {
+		some other in verdict.attestations
+		other.digest == platform
+		other.predicateType == want
+		other.verified == true
+	}
+}
+
+_about_a_platform(verdict, attestation) if {
+	is_string(attestation.digest)
+	attestation.digest != ""
+	attestation.digest != verdict.digest
+}
 
 _unverified_rank(attestation) := 0 if attestation.verified == true
 
