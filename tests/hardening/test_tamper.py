@@ -575,3 +575,22 @@ def test_tenant_annotation_from_a_registry_is_marked_by_its_source(env: Env) -> 
     att = env.verdict(repo, digest)["attestations"][0]
     assert att["verified"] is True and att["annotations"]["dev.stellaops/tenant"] == "acme"
     assert att["source"] == "cosign-tag", att
+
+
+@pytest.mark.parametrize("attested", ["every_platform", "index_itself"])
+def test_index_whose_platforms_are_all_attested_or_which_is_attested_itself_is_verified(
+    tmp_path: Path, ocireg: str, provider_factory: Callable[..., ProviderProcess], attested: str
+) -> None:
+    """The control for index smuggling: the fix must not refuse every index."""
+    key_ = new_key()
+    client = loopback_client()
+    repo = f"tamper/index-{attested.replace('_', '-')}"
+    index_digest = push_test_image(ocireg, repo, "multi", platforms=["linux/amd64", "linux/arm64"], client=client)
+    index = client.get_manifest(ocireg, repo, index_digest)
+    targets = [d.digest for d in index.manifests] if attested == "every_platform" else [index_digest]
+    for d in targets:
+        push_att(client, ocireg, repo, d, [sign_envelope(statement(d), [key_])])
+    client.close()
+    p = provider_factory(provider_config(tmp_path, {"release-key": write_public_key(key_, tmp_path / "k.pub")}))
+    got = _opa_eval(p.url, f'data.lib.stellaops.get_attestation("{ocireg}/{repo}@{index_digest}", "{SCAN_TYPE}")')
+    assert isinstance(got, dict) and got.get("verified") is True, got
