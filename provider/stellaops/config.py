@@ -71,7 +71,7 @@ class ServerConfig:
     max_key_length: int = 1024
     max_body_bytes: int = 1 * MiB
     workers: int = 2
-    threads: int = 8
+    threads: int = 16
     verify_concurrency: int = 16
 
 

@@ -11,6 +11,7 @@ change (cert-manager rotation) by a watcher thread in each worker.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -61,6 +62,8 @@ def _bracket(host: str) -> str:
 
 
 _context: tuple[ssl.SSLContext, Any, Any] | None = None  # (context, conf, factory)
+_conf_for_context: Any = None
+_handshake_timeout = float(os.environ.get("STELLAOPS_HANDSHAKE_TIMEOUT_SECONDS", "1.0"))
 _context_lock = threading.Lock()
 
 
@@ -68,16 +71,61 @@ def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
     """One SSL context per worker. gunicorn asks for a context for every accepted connection:
     building (and keeping) one each time would load the certificates per connection and grow
     without bound; one shared context is also the one the watcher reloads on rotation."""
-    global _context
+    global _context, _conf_for_context
     with _context_lock:
         if _context is None:
+            _conf_for_context = conf
             _context = (_new_context(default_ssl_context_factory), conf, default_ssl_context_factory)
         return _context[0]
 
 
+class _HandshakeBoundSocket(ssl.SSLSocket):
+    """A server TLS socket that, when its handshake fails or times out, shuts the connection at
+    once. gunicorn closes failed connections "gracefully" on its main thread, draining the peer
+    for up to 2 s each: a silent peer that never finished its handshake would stall the worker's
+    main loop that long, once per connection."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except (OSError, ssl.SSLError):
+            try:
+                socket.socket.shutdown(self, socket.SHUT_RDWR)
+            except OSError:
+                pass
+            raise
+
+
+class _TimedContext(ssl.SSLContext):
+    """An SSL context whose server sockets time out during the handshake and first request.
+
+    gunicorn's gthread worker completes the TLS handshake on a blocking socket with no timeout
+    in a pool thread: a client that sends one byte and waits would hold that thread forever,
+    before any client certificate is checked. A socket timeout bounds each such connection
+    (gunicorn resets it to blocking for later requests on an established connection)."""
+
+    handshake_timeout: float = 1.0
+    sslsocket_class = _HandshakeBoundSocket
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        sock.settimeout(self.handshake_timeout)
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
 def _new_context(factory: Any) -> ssl.SSLContext:
-    ctx: ssl.SSLContext = factory()
+    """What gunicorn's default factory builds (purpose client-auth, the configured files and
+    verify mode), as a :class:`_TimedContext`."""
+    del factory  # replaced: the default factory cannot build our context class
+    conf = _conf_for_context
+    ctx = _TimedContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Gatekeeper itself insists on TLS 1.3
+    ctx.handshake_timeout = _handshake_timeout
+    ctx.load_cert_chain(certfile=conf.certfile, keyfile=conf.keyfile)
+    if conf.ca_certs:
+        ctx.load_verify_locations(cafile=conf.ca_certs)
+    ctx.verify_mode = conf.cert_reqs
+    if conf.ciphers:
+        ctx.set_ciphers(conf.ciphers)
     return ctx
 
 

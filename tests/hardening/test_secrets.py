@@ -322,12 +322,6 @@ def test_tls_connections_without_a_client_certificate_do_not_leak_memory(mtls_pr
     assert growth < 16 * 1024 * 1024, f"workers grew by {growth // 2**20} MiB after 1500 refused TLS connections"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gunicorn gthread workers (gunicorn_conf.settings) do the TLS handshake and request read on a blocking "
-    "socket with no timeout: 40 idle connections that sent one byte hold every worker thread, before any client "
-    "certificate is checked, and Gatekeeper's calls time out (unauthenticated denial of service)",
-)
 def test_idle_partial_connections_cannot_starve_gatekeeper_calls(mtls_provider: tuple[ProviderProcess, Any]) -> None:
     import threading
 
