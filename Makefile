@@ -44,8 +44,12 @@ test: venv tools ## Everything: pytest (unit, integration, interop, Gatekeeper e
 unit: venv ## Unit tests only (nothing started)
 	@$(PYTEST) -q tests/unit
 
+fuzz: venv ## Long fuzzing runs over every untrusted-input parser (atheris when installed, and hypothesis)
+	@$(PIP) install -q --disable-pip-version-check -e '.[fuzz]' || echo "fuzz: atheris unavailable, hypothesis only" >&2
+	@$(PY) scripts/fuzz.py --seconds $${FUZZ_SECONDS:-60}
+
 bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/results and docs/benchmarks.md
 	@$(PIP) install -q --disable-pip-version-check -e '.[bench]'
 	@$(PY) bench/run.py
 
-.PHONY: help venv debs tools tools-optional demo generate rego-test test unit bench
+.PHONY: help venv debs tools tools-optional demo generate rego-test test unit fuzz bench
