@@ -14,9 +14,6 @@ Sigstore (keyless, logged).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from collections.abc import Callable
@@ -25,66 +22,24 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.images import loopback_client, push_test_image
 from tests.fixtures.gatekeeper import provider_yaml
 from tests.fixtures.provider import ProviderProcess, TLSFiles, free_port, make_tls, start_provider
-from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
+from tests.fixtures.sigstore import ISSUER, TestSigstore
+from tests.integration._rego_world import SCAN, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "deploy" / "gatekeeper"
 STELLA = str(Path(sys.executable).parent / "stella")
-SCAN = "stellaops.io/predicates/scan-result@v1"
 
 pytestmark = pytest.mark.slow
 
 
-def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "scanner": {"name": "stellaops-scanner", "version": "1.0"},
-        "scanId": "scan-gatekeeper",
-        "scannedAt": "2026-11-25T10:00:00Z",
-        "findings": [{"id": i, "severity": s, "package": {"name": "openssl", "version": "3.0.1"}} for i, s in findings],
-        "summary": {s: sum(1 for _, sev in findings if sev == s) for s in ("critical", "high", "medium", "low", "unknown")},
-    }
-
-
-def _stella(*args: str) -> str:
-    proc = subprocess.run([STELLA, *args], capture_output=True, check=False, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
-    assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
-
 
 @pytest.fixture(scope="module")
 def world(ocireg: str, test_sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from stellaops import dsse
-    from stellaops.attach import attach
-    from stellaops.reference import parse_reference
-
     d = tmp_path_factory.mktemp("rego-gatekeeper")
-    images = {name: f"{ocireg}/gatekeeper/{name}:v1" for name in ("logged", "offline", "critical", "unsigned")}
-    digests = {name: push_test_image(ocireg, f"gatekeeper/{name}", "v1") for name in images}
-    statement = dsse.make_statement(f"{ocireg}/gatekeeper/logged", digests["logged"], SCAN, scan_predicate([]))
-    with loopback_client() as client:
-        attach(client, parse_reference(images["logged"]), test_sigstore.attest(statement).bundle_json(), formats=("bundle", "legacy"))
-    _stella("key", "generate", "--output-key-prefix", str(d / "release"))
-    for name, findings in (("offline", []), ("critical", [("CVE-2026-0001", "critical")])):
-        (d / f"{name}.json").write_text(json.dumps(scan_predicate(findings)))
-        envelope = _stella("attest", "sign", "--predicate", str(d / f"{name}.json"), "--type", SCAN, "--image", images[name], "--key", str(d / "release.key"))
-        (d / f"{name}.dsse.json").write_text(envelope)
-        _stella("attest", "attach", "--image", images[name], "--attestation", str(d / f"{name}.dsse.json"))
-    root = d / "trusted_root.json"
-    root.write_bytes(test_sigstore.trusted_root_json())
+    images, config = seed(ocireg, test_sigstore, d, "gatekeeper")
     tls = make_tls(d / "tls")
-    config = (
-        "attestation:\n"
-        f"  trustRoots:\n    offline: true\n    bundlePath: {root}\n"
-        "  authorities:\n"
-        f"    - name: release-key\n      key: {{path: {d / 'release.pub'}}}\n"
-        f"    - name: ci\n      keyless: {{issuer: '{ISSUER}', subject: '{IDENTITY}'}}\n"
-        "  requireTlog: false\n"
-        "registries:\n  allowPrivate: true\n"
-        f"store: {{dsn: 'sqlite:///{d / 'store.db'}'}}\n"
-    )
     provider = start_provider(d / "provider", config, tls=tls)
     yield {"dir": d, "images": images, "provider": provider, "tls": tls}
     provider.stop()

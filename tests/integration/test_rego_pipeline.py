@@ -16,70 +16,22 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.images import loopback_client, push_test_image
 from tests.fixtures.provider import ProviderProcess, free_port, start_provider
-from tests.fixtures.sigstore import IDENTITY, ISSUER, TestSigstore
+from tests.fixtures.sigstore import TestSigstore
+from tests.integration._rego_world import SCAN, seed
 from tests.fixtures.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 STELLA = str(Path(sys.executable).parent / "stella")
 SEED = ROOT / "rego" / "bundles" / "seed"
 PIPELINE = ROOT / "rego" / "bundles" / "pipeline"
-SCAN = "stellaops.io/predicates/scan-result@v1"
 
-
-def scan_predicate(findings: list[tuple[str, str]]) -> dict[str, Any]:
-    items = [{"id": i, "severity": s, "package": {"name": "openssl", "version": "3.0.1"}} for i, s in findings]
-    return {
-        "scanner": {"name": "stellaops-scanner", "version": "1.0"},
-        "scanId": "scan-pipeline",
-        "scannedAt": "2026-11-25T10:00:00Z",
-        "findings": items,
-        "summary": {s: sum(1 for _, sev in findings if sev == s) for s in ("critical", "high", "medium", "low", "unknown")},
-    }
-
-
-def stella(*args: str) -> str:
-    proc = subprocess.run([STELLA, *args], capture_output=True, check=False, text=True, timeout=120, env={**os.environ, "COSIGN_PASSWORD": "pw"})
-    assert proc.returncode == 0, f"stella {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def world(ocireg: str, test_sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from stellaops import dsse
-    from stellaops.attach import attach
-    from stellaops.reference import parse_reference
-
     d = tmp_path_factory.mktemp("rego-pipeline")
-    images = {name: f"{ocireg}/pipeline/{name}:v1" for name in ("logged", "offline", "critical", "unsigned")}
-    digests = {name: push_test_image(ocireg, f"pipeline/{name}", "v1") for name in images}
-
-    # Keyless, logged in the test Rekor: what the seed's verify_attestation accepts.
-    statement = dsse.make_statement(f"{ocireg}/pipeline/logged", digests["logged"], SCAN, scan_predicate([]))
-    with loopback_client() as client:
-        attach(client, parse_reference(images["logged"]), test_sigstore.attest(statement).bundle_json(), formats=("bundle", "legacy"))
-
-    # Key-signed offline by stella (no transparency log).
-    stella("key", "generate", "--output-key-prefix", str(d / "release"))
-    for name, findings in (("offline", []), ("critical", [("CVE-2026-0001", "critical")])):
-        (d / f"{name}.json").write_text(json.dumps(scan_predicate(findings)))
-        envelope = stella("attest", "sign", "--predicate", str(d / f"{name}.json"), "--type", SCAN, "--image", images[name], "--key", str(d / "release.key"))
-        (d / f"{name}.dsse.json").write_text(envelope)
-        stella("attest", "attach", "--image", images[name], "--attestation", str(d / f"{name}.dsse.json"))
-
-    root = d / "trusted_root.json"
-    root.write_bytes(test_sigstore.trusted_root_json())
-    config = (
-        "attestation:\n"
-        f"  trustRoots:\n    offline: true\n    bundlePath: {root}\n"
-        "  authorities:\n"
-        f"    - name: release-key\n      key: {{path: {d / 'release.pub'}}}\n"
-        f"    - name: ci\n      keyless: {{issuer: '{ISSUER}', subject: '{IDENTITY}'}}\n"
-        "  requireTlog: false\n"
-        "registries:\n  allowPrivate: true\n"
-        f"store: {{dsn: 'sqlite:///{d / 'store.db'}'}}\n"
-    )
+    images, config = seed(ocireg, test_sigstore, d, "pipeline")
     provider = start_provider(d / "provider", config)
     yield {"dir": d, "images": images, "provider": provider}
     provider.stop()
