@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from typing import Any, Iterator
 
 from ..errors import StoreError
@@ -20,6 +21,20 @@ from . import migrations
 from ._sql import SQLStore
 
 BUSY_TIMEOUT_MS = 5000
+
+
+def _enable_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. Two processes opening a new database at once (gunicorn's workers at
+    start-up) race for that switch, and SQLite answers the loser "database is locked" at once,
+    without its busy handler: retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class SQLiteStore(SQLStore):
@@ -44,7 +59,7 @@ class SQLiteStore(SQLStore):
                 os.umask(old_umask)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if path != ":memory:":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _enable_wal(conn)
                 if str(mode).lower() != "wal":
                     raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
             conn.execute("PRAGMA synchronous = FULL")
