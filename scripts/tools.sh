@@ -9,6 +9,12 @@ OPA_VERSION=v1.17.1          # the OPA Gatekeeper v3.23 pins
 COSIGN_VERSION=v3.1.3        # newest cosign v3 release checked in shared/reference
 COSIGN2_VERSION=v2.6.4       # legacy behaviour (optional: STELLAOPS_TOOLS_COSIGN2=1)
 GGCR_VERSION=v0.21.7         # go-containerregistry: registry, crane, our ocireg launcher
+# A private Sigstore on loopback for the keyless, timestamp and online-Rekor tests:
+TSA_VERSION=v2.1.3           # sigstore/timestamp-authority (v2.1.4+ need Go 1.27)
+FULCIO_VERSION=v1.8.8        # sigstore/fulcio, run with an ephemeral CA
+REKOR_VERSION=v1.5.4         # sigstore/rekor v1 server (v1.5.5+ need Go 1.27)
+TRILLIAN_VERSION=v1.7.3      # the Trillian log rekor v1.5.4 pins (PostgreSQL storage)
+CTGO_VERSION=v1.4.0          # certificate-transparency-go ct_server: the CT log Fulcio submits to (on Trillian)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STELLAOPS_TOOLS_CACHE:-$HOME/.cache/stellaops/tools}
@@ -66,7 +72,7 @@ build_kyverno() {
 
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(opa ocireg registry crane cosign)
+  want=(opa ocireg registry crane cosign timestamp-server fulcio rekor-server trillian_log_server trillian_log_signer createtree ct_server)
   # optional tools: linked when a previous `scripts/tools.sh cosign2|kyverno` built them
   [ -x "$cache/cosign2-$COSIGN2_VERSION/bin/cosign" ] && want+=(cosign2)
   [ -x "$cache/kyverno-$KYVERNO_VERSION/bin/kyverno" ] && want+=(kyverno)
@@ -78,6 +84,12 @@ for t in "${want[@]}"; do
     cosign2) go_tool cosign2 "$COSIGN2_VERSION" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN2_VERSION" cosign ;;
     registry) go_tool registry "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/registry@$GGCR_VERSION" ;;
     crane) go_tool crane "$GGCR_VERSION" "github.com/google/go-containerregistry/cmd/crane@$GGCR_VERSION" ;;
+    timestamp-server) go_tool timestamp-server "$TSA_VERSION" "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server@$TSA_VERSION" ;;
+    fulcio) go_tool fulcio "$FULCIO_VERSION" "github.com/sigstore/fulcio@$FULCIO_VERSION" ;;
+    rekor-server) go_tool rekor-server "$REKOR_VERSION" "github.com/sigstore/rekor/cmd/rekor-server@$REKOR_VERSION" ;;
+    trillian_log_server|trillian_log_signer|createtree)
+      go_tool "$t" "$TRILLIAN_VERSION" "github.com/google/trillian/cmd/$t@$TRILLIAN_VERSION" ;;
+    ct_server) go_tool ct_server "$CTGO_VERSION" "github.com/google/certificate-transparency-go/trillian/ctfe/ct_server@$CTGO_VERSION" ;;
     ocireg) build_ocireg ;;
     kyverno) build_kyverno ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;

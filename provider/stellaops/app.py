@@ -51,11 +51,28 @@ def create_app(config: Config | str | None = None, *, engine: Any = None, store:
     if importapi is not None:
         app.register_blueprint(importapi.bp)
     _register_operational_routes(app)
+    _prefetch_trust_material(config)
     log.info(
         "provider ready",
         extra={"config": config.source, "trust": config.trust.fingerprint, "authorities": len(config.trust.authorities)},
     )
     return app
+
+
+def _prefetch_trust_material(config: Config) -> None:
+    """Fetch trust material from a configured TUF mirror once at start-up, so the first admission
+    request does not spend its deadline on it. Best effort: a mirror that is down now is retried
+    on use (the key goes to ``systemError`` meanwhile), so it must not stop the provider booting."""
+    roots = config.trust.sigstore
+    if roots is None or roots.tuf is None:
+        return  # local material is read with the config; public-good is fetched on first use
+    from .errors import StellaError
+    from .verify import trustroot
+
+    try:
+        trustroot.from_roots(roots)
+    except StellaError as exc:
+        log.warning("trust material not fetched at start-up; retried on use", extra={"reason": exc.reason, "detail": exc.detail})
 
 
 def _open_store(config: Config) -> Any:

@@ -68,6 +68,7 @@ ANN_COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANN_COSIGN_CERT = "dev.sigstore.cosign/certificate"
 ANN_COSIGN_CHAIN = "dev.sigstore.cosign/chain"
 ANN_COSIGN_BUNDLE = "dev.sigstore.cosign/bundle"
+ANN_COSIGN_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
 ANN_PREDICATE_TYPE = "predicateType"
 # Annotations we compute; a caller may not set them.
 RESERVED_ANNOTATIONS = frozenset(
@@ -151,8 +152,8 @@ def _pem(der: bytes) -> str:
 
 
 def _cosign_annotations_from_bundle(bundle: dict[str, Any]) -> dict[str, str]:
-    """Carry a bundle's certificate and Rekor promise into cosign's legacy layer annotations,
-    so a keyless bundle written in ``legacy`` form still verifies with the tlog on."""
+    """Carry a bundle's certificate, Rekor promise and first RFC 3161 timestamp into cosign's
+    legacy layer annotations, so a bundle written in ``legacy`` form still verifies the same way."""
     try:
         return _cosign_annotations_unchecked(bundle)
     except (AttributeError, TypeError, KeyError, IndexError) as exc:
@@ -211,6 +212,21 @@ def _cosign_annotations_unchecked(bundle: dict[str, Any]) -> dict[str, str]:
                 ).decode()
         except (TypeError, ValueError, binascii.Error) as exc:
             raise bad("tlog entry is malformed") from exc
+    # The first RFC 3161 timestamp goes on the layer as cosign v3.1 writes it (the token stays
+    # base64 DER; verifiers accept it over the envelope bytes or over the signature).
+    tvd = vm.get("timestampVerificationData")
+    if tvd is not None:
+        stamps = tvd.get("rfc3161Timestamps", []) if isinstance(tvd, dict) else None
+        if not isinstance(stamps, list) or not all(isinstance(t, dict) for t in stamps):
+            raise bad("verificationMaterial.timestampVerificationData.rfc3161Timestamps is not a list of objects")
+        if stamps:
+            token = stamps[0].get("signedTimestamp")
+            try:
+                if not isinstance(token, str) or not base64.b64decode(token, validate=True):
+                    raise ValueError("empty")
+            except (ValueError, binascii.Error) as exc:
+                raise bad("RFC 3161 signedTimestamp is not base64") from exc
+            out[ANN_COSIGN_RFC3161] = _compact({"SignedRFC3161Timestamp": token}).decode()
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
-from .trust import Authority, KeyAuthority, KeylessAuthority, SigstoreRoots, TrustConfig
+from .trust import Authority, KeyAuthority, KeylessAuthority, SigstoreRoots, TlogLookup, TrustConfig, TufMirror
 
 ENV_PREFIX = "STELLAOPS_"
 DEFAULT_FILE = "stellaops.yaml"
@@ -152,6 +152,8 @@ _SCHEMA: dict[str, Any] = {
                 "trustedRootPem": "path",
                 "rekorPublicKey": "path",
                 "ctlogPublicKey": "path",
+                "tuf": {"mirror": str, "root": "path", "cacheDir": "path", "refreshSeconds": float, "maxStaleSeconds": float},
+                "tsaCertChain": "path",
             },
             "offline": bool,
             "bundlePath": "path",
@@ -164,6 +166,7 @@ _SCHEMA: dict[str, Any] = {
             }
         ],
         "requireTlog": bool,
+        "tlogLookup": {"enabled": bool, "timeoutSeconds": float, "maxResponseBytes": int},
     },
     "registries": {"allow": [str], "insecure": [str], "allowPrivate": bool, "auth": {"dockerConfig": "path"}},
     "server": {
@@ -380,11 +383,50 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
     fp["requireTlog"] = require_tlog
     if roots is not None:
         fp["roots"] = hashlib.sha256(
-            roots.trusted_root_json + roots.fulcio_roots_pem + roots.rekor_public_key_pem + roots.ctlog_public_key_pem
+            roots.trusted_root_json + roots.fulcio_roots_pem + roots.rekor_public_key_pem + roots.ctlog_public_key_pem + roots.tsa_chain_pem
         ).hexdigest()
         fp["publicGood"] = roots.public_good
+        if roots.tuf is not None:
+            fp["tuf"] = {"mirror": roots.tuf.url, "root": hashlib.sha256(roots.tuf.root_json).hexdigest()}
+    lookup = _build_tlog_lookup(doc, roots, ctx)
+    if lookup is not None:  # an entry found online can turn a TLOG_MISSING verdict into a verified one
+        fp["tlogLookup"] = lookup.rekor_url
     fingerprint = "sha256:" + hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()
-    return TrustConfig(authorities=tuple(authorities), require_tlog=require_tlog, sigstore=roots, fingerprint=fingerprint)
+    return TrustConfig(
+        authorities=tuple(authorities), require_tlog=require_tlog, sigstore=roots, fingerprint=fingerprint, tlog_lookup=lookup
+    )
+
+
+def _build_tlog_lookup(doc: dict[str, Any], roots: SigstoreRoots | None, ctx: _Ctx) -> TlogLookup | None:
+    """``attestation.tlogLookup``: the optional online Rekor lookup (off by default; refused
+    with ``offline: true``; needs ``trustRoots.sigstore.rekorUrl`` and a Rekor key to check with)."""
+    lk = _get(doc, "attestation.tlogLookup", {}) or {}
+    timeout = float(lk.get("timeoutSeconds", 1.0))
+    _positive(ctx, "attestation.tlogLookup.timeoutSeconds", timeout)
+    max_bytes = int(lk.get("maxResponseBytes", 1 << 20))
+    _positive(ctx, "attestation.tlogLookup.maxResponseBytes", max_bytes)
+    if not lk.get("enabled", False):
+        return None
+    if roots is not None and roots.offline:
+        raise ctx.error(
+            "attestation.tlogLookup.enabled",
+            "the online Rekor lookup cannot be enabled with attestation.trustRoots.offline: true (air-gapped)",
+            hint="set tlogLookup.enabled: false, or offline: false if the provider may reach Rekor",
+        )
+    url = roots.rekor_url if roots is not None else ""
+    if not url:
+        raise ctx.error(
+            "attestation.tlogLookup.enabled",
+            "the online Rekor lookup needs attestation.trustRoots.sigstore.rekorUrl (the Rekor to ask)",
+            hint="e.g. rekorUrl: https://rekor.sigstore.dev, with that Rekor's key in bundlePath or rekorPublicKey",
+        )
+    from .verify.rekor_lookup import check_rekor_url
+
+    try:
+        url = check_rekor_url(url)
+    except ValueError as exc:
+        raise ctx.error("attestation.trustRoots.sigstore.rekorUrl", str(exc), hint="an http(s) URL such as https://rekor.sigstore.dev") from exc
+    return TlogLookup(rekor_url=url, timeout_seconds=timeout, max_response_bytes=max_bytes)
 
 
 def _check_regexp(ctx: _Ctx, path: str, pattern: str) -> None:
@@ -401,8 +443,18 @@ def _build_roots(doc: dict[str, Any], ctx: _Ctx) -> SigstoreRoots | None:
     sg = tr.get("sigstore") or {}
     offline = bool(tr.get("offline", False))
     bundle = tr.get("bundlePath")
-    enabled = sg.get("enabled", bool(sg))
-    if not bundle and not enabled:
+    # tsaCertChain alone (a private RFC 3161 TSA for key signers) does not switch on public-good Sigstore
+    enabled = sg.get("enabled", any(k != "tsaCertChain" for k in sg))
+    tsa_chain = b""
+    if sg.get("tsaCertChain"):
+        tsa_chain = ctx.read("attestation.trustRoots.sigstore.tsaCertChain", sg["tsaCertChain"], what="TSA certificate chain")
+        from .verify import trustroot as _tr
+
+        try:
+            _tr.load_tsa_chain(tsa_chain, str(ctx.resolve(sg["tsaCertChain"])))
+        except ConfigError as exc:
+            raise ctx.error("attestation.trustRoots.sigstore.tsaCertChain", exc.detail, hint=exc.hint) from exc
+    if not bundle and not enabled and not tsa_chain:
         if offline:
             raise ctx.error("attestation.trustRoots.offline", "offline: true needs bundlePath (a sigstore trusted_root.json)")
         return None
@@ -421,7 +473,14 @@ def _build_roots(doc: dict[str, Any], ctx: _Ctx) -> SigstoreRoots | None:
     for key in ("trustedRootPem", "rekorPublicKey", "ctlogPublicKey"):
         if sg.get(key):
             pem[key] = ctx.read(f"attestation.trustRoots.sigstore.{key}", sg[key], what=key)
-    public_good = enabled and not bundle and not pem
+    tuf = _build_tuf(sg["tuf"], ctx) if sg.get("tuf") else None
+    if tuf is not None and offline:
+        raise ctx.error(
+            "attestation.trustRoots.sigstore.tuf",
+            "offline: true cannot be combined with a TUF mirror (a mirror is read over the network)",
+            hint="for an air-gapped provider, export the mirror's trusted_root.json and set bundlePath to it",
+        )
+    public_good = enabled and not bundle and not pem and tuf is None
     if public_good and offline:
         raise ctx.error(
             "attestation.trustRoots",
@@ -436,11 +495,47 @@ def _build_roots(doc: dict[str, Any], ctx: _Ctx) -> SigstoreRoots | None:
         fulcio_roots_pem=pem.get("trustedRootPem", b""),
         rekor_public_key_pem=pem.get("rekorPublicKey", b""),
         ctlog_public_key_pem=pem.get("ctlogPublicKey", b""),
+        tsa_chain_pem=tsa_chain,
         public_good=public_good,
         offline=offline,
         fulcio_url=sg.get("fulcioUrl", ""),
         rekor_url=sg.get("rekorUrl", ""),
         ctlog_url=sg.get("ctlogUrl", ""),
+        tuf=tuf,
+    )
+
+
+def _build_tuf(t: dict[str, Any], ctx: _Ctx) -> TufMirror:
+    """``trustRoots.sigstore.tuf``: a custom TUF mirror (``cosign initialize --mirror --root``)."""
+    from .verify import tuf as tufmod
+
+    base = "attestation.trustRoots.sigstore.tuf"
+    if not t.get("mirror"):
+        raise ctx.error(f"{base}.mirror", "missing: the base URL of the TUF repository (as cosign initialize --mirror)")
+    if not t.get("root"):
+        raise ctx.error(f"{base}.root", "missing: the repository's trusted root.json, obtained out of band (as cosign initialize --root)")
+    try:
+        url = tufmod.check_mirror_url(t["mirror"])
+    except ConfigError as exc:
+        raise ctx.error(f"{base}.mirror", exc.detail, hint=exc.hint) from exc
+    root = ctx.read(f"{base}.root", t["root"], what="TUF root metadata")
+    try:
+        tufmod.check_root_metadata(root, str(ctx.resolve(t["root"])))
+    except ConfigError as exc:
+        raise ctx.error(f"{base}.root", exc.detail, hint=exc.hint) from exc
+    refresh = float(t.get("refreshSeconds", 3600.0))
+    stale = float(t.get("maxStaleSeconds", 86400.0))
+    _positive(ctx, f"{base}.refreshSeconds", refresh)
+    _positive(ctx, f"{base}.maxStaleSeconds", stale)
+    if stale < refresh:
+        raise ctx.error(f"{base}.maxStaleSeconds", f"{stale:g} is less than refreshSeconds ({refresh:g}): material would expire before its first refresh")
+    return TufMirror(
+        url=url,
+        root_json=root,
+        root_source=str(ctx.resolve(t["root"])),
+        cache_dir=str(ctx.resolve(t["cacheDir"])) if t.get("cacheDir") else "",
+        refresh_seconds=refresh,
+        max_stale_seconds=stale,
     )
 
 
@@ -655,7 +750,10 @@ def describe(config: Config) -> dict[str, Any]:
             "trustedRoot": s.trusted_root_source or None,
             "privateFulcioRoot": bool(s.fulcio_roots_pem),
             "rekorUrl": s.rekor_url or None,
+            "tlogLookup": t.tlog_lookup is not None,
         }
+        if s.tuf is not None:
+            roots["tufMirror"] = s.tuf.url
     return {
         "source": config.source,
         "trustFingerprint": t.fingerprint,

@@ -28,6 +28,7 @@ REASONS: dict[str, str] = {
     "SCT_INVALID": "the certificate's embedded SCT is missing or does not verify",
     "TLOG_MISSING": "the transparency log entry is required but absent",
     "TLOG_INVALID": "the transparency log entry does not verify or is not bound to this envelope",
+    "TIMESTAMP_INVALID": "the RFC 3161 signed timestamp is malformed, from no configured timestamp authority, or does not cover this envelope",
     "PREDICATE_INVALID": "the predicate does not match its published schema",
     "LIMIT_EXCEEDED": "a configured size or count limit was exceeded",
     "REGISTRY_ERROR": "the registry answered with a definitive error (4xx, bad digest, bad JSON)",
@@ -39,10 +40,13 @@ REASONS: dict[str, str] = {
     "REGISTRY_UNREACHABLE": "the registry could not be reached or answered 5xx/429",
     "DEADLINE_EXCEEDED": "the request deadline passed before the key was verified",
     "STORE_UNAVAILABLE": "the attestation store could not be reached",
+    "TLOG_UNREACHABLE": "the online Rekor lookup (attestation.tlogLookup) could not reach Rekor or it answered 5xx/429",
+    "SERVICE_UNREACHABLE": "a Sigstore signing service (Fulcio, Rekor or the timestamp authority) could not be reached or answered 5xx/429",
+    "TRUST_ROOT_UNAVAILABLE": "the Sigstore trust material could not be fetched from its TUF mirror and no usable copy is held",
     "INTERNAL_ERROR": "an unexpected internal error (a bug); the key is retried on the next call",
 }
 
-TRANSIENT_REASONS = frozenset({"REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED", "STORE_UNAVAILABLE", "INTERNAL_ERROR"})
+TRANSIENT_REASONS = frozenset({"REGISTRY_UNREACHABLE", "DEADLINE_EXCEEDED", "STORE_UNAVAILABLE", "TLOG_UNREACHABLE", "TRUST_ROOT_UNAVAILABLE", "SERVICE_UNREACHABLE", "INTERNAL_ERROR"})
 
 
 class StellaError(Exception):

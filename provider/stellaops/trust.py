@@ -41,6 +41,20 @@ Authority = Union[KeyAuthority, KeylessAuthority]
 
 
 @dataclass(frozen=True)
+class TufMirror:
+    """A TUF repository that publishes Sigstore's ``trusted_root.json`` (what ``cosign initialize
+    --mirror URL --root root.json`` points cosign at). Fetched and refreshed by
+    :mod:`stellaops.verify.tuf`; ``root_json`` is the trusted initial root metadata."""
+
+    url: str
+    root_json: bytes
+    root_source: str = ""  # the file it came from, for messages
+    cache_dir: str = ""  # "" = ~/.cache/stellaops/tuf/<quoted url>
+    refresh_seconds: float = 3600.0  # how long fetched material is used before asking the mirror again
+    max_stale_seconds: float = 86400.0  # how long the last good material outlives failed refreshes
+
+
+@dataclass(frozen=True)
 class SigstoreRoots:
     """Sigstore trust material for keyless and Rekor checks.
 
@@ -54,11 +68,24 @@ class SigstoreRoots:
     fulcio_roots_pem: bytes = b""  # trustRoots.sigstore.trustedRootPem (private Fulcio CA chain)
     rekor_public_key_pem: bytes = b""  # trustRoots.sigstore.rekorPublicKey
     ctlog_public_key_pem: bytes = b""  # trustRoots.sigstore.ctlogPublicKey
+    tsa_chain_pem: bytes = b""  # trustRoots.sigstore.tsaCertChain / --timestamp-certificate-chain (RFC 3161 TSA)
     public_good: bool = False  # no local material: public-good Sigstore via TUF (online, on first use)
     offline: bool = False
     fulcio_url: str = ""
     rekor_url: str = ""
     ctlog_url: str = ""
+    tuf: TufMirror | None = None  # trustRoots.sigstore.tuf: a custom TUF mirror (merged with local material)
+
+
+@dataclass(frozen=True)
+class TlogLookup:
+    """``attestation.tlogLookup``: ask Rekor (``rekor_url``) for the log entry of an attestation
+    that carries none (cosign's search), when the log is required. Never used when the trust
+    roots are ``offline`` (air-gapped); :mod:`stellaops.verify.rekor_lookup` does the I/O."""
+
+    rekor_url: str  # trustRoots.sigstore.rekorUrl (or the CLI's --rekor-url), no trailing slash
+    timeout_seconds: float = 1.0  # the whole lookup; the provider's request deadline also bounds it
+    max_response_bytes: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,7 @@ class TrustConfig:
     require_tlog: bool = True  # False == cosign --insecure-ignore-tlog (key authorities only)
     sigstore: SigstoreRoots | None = None
     fingerprint: str = ""
+    tlog_lookup: TlogLookup | None = None  # None = off (the default, and always when offline)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

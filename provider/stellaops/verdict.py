@@ -44,14 +44,29 @@ class TlogResult:
     # whether the provider's trust configuration required a verified log entry for this
     # attestation (requireTlog, or a keyless signer); False is cosign's --insecure-ignore-tlog
     required: bool = True
+    # the entry was not attached but found by the online Rekor lookup (attestation.tlogLookup)
+    looked_up: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"verified": self.verified, "required": self.required}
+        if self.looked_up:
+            out["origin"] = "rekor-lookup"
         if self.log_index is not None:
             out["logIndex"] = self.log_index
         if self.integrated_time is not None:
             out["integratedTime"] = self.integrated_time
         return out
+
+
+@dataclass(frozen=True)
+class TimestampResult:
+    """An RFC 3161 signed timestamp that verified against a configured timestamp authority."""
+
+    authority: str  # the TSA certificate's common name
+    time: str  # the token's genTime, RFC 3339 UTC
+
+    def to_json(self) -> dict[str, str]:
+        return {"authority": self.authority, "time": self.time}
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,7 @@ class AttestationResult:
     predicate_summary: dict[str, Any] = field(default_factory=dict)
     errors: tuple[ErrorItem, ...] = ()
     envelope_digest: str = ""  # sha256 of the envelope bytes: identifies copies of one envelope
+    timestamps: tuple[TimestampResult, ...] = ()  # verified RFC 3161 timestamps (omitted from JSON when none)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -106,6 +122,8 @@ class AttestationResult:
         }
         if self.verified and self.predicate is not None:
             out["predicate"] = self.predicate
+        if self.timestamps:
+            out["timestamps"] = [t.to_json() for t in self.timestamps]
         return out
 
 

@@ -394,7 +394,10 @@ def test_legacy_refuses_to_rewrite_a_corrupt_att_manifest(ocireg: str, key: tupl
 @pytest.mark.parametrize(
     "vm",
     [[], {"certificate": "x"}, {"tlogEntries": ["x"]}, {"tlogEntries": [{"inclusionPromise": "x"}]},
-     {"x509CertificateChain": {"certificates": [{}]}}],
+     {"x509CertificateChain": {"certificates": [{}]}}, {"timestampVerificationData": []},
+     {"timestampVerificationData": {"rfc3161Timestamps": "x"}},
+     {"timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": "not base64!"}]}},
+     {"timestampVerificationData": {"rfc3161Timestamps": [{"signedTimestamp": ""}]}}],
 )
 def test_malformed_bundle_material_is_refused_precisely(vm: Any) -> None:
     k = make_key()

@@ -412,7 +412,7 @@ def test_seed_yaml_public_good_loads_without_network(shell: Shell) -> None:
     doc = json.loads(proc.stdout)
     assert doc["source"] == "stellaops.yaml"
     assert doc["sigstore"] == {"publicGood": True, "offline": False, "trustedRoot": None, "privateFulcioRoot": False,
-                               "rekorUrl": "https://rekor.sigstore.dev"}
+                               "rekorUrl": "https://rekor.sigstore.dev", "tlogLookup": False}
     # (the shell fixture asserts the egress trap saw nothing)
 
 

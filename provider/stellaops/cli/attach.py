@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import config_option, output_option, verbose_option
+from .common import config_option, output_option, progress_option, verbose_option
 
 
 def _parse_annotations(values: tuple[str, ...]) -> dict[str, str]:
@@ -37,6 +37,7 @@ def _parse_annotations(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--created", metavar="RFC3339", help="org.opencontainers.image.created (default: now).")
 @output_option
 @config_option
+@progress_option
 @verbose_option
 def attach(
     image: str,
@@ -48,6 +49,7 @@ def attach(
     created: str | None,
     output: str,
     config_path: str | None,
+    progress: bool | None,
     verbose: bool,
 ) -> None:
     """Attach a signed attestation to IMAGE.
@@ -74,10 +76,11 @@ def attach(
     from ..attach import split_documents
     from ..errors import StellaError
     from ..reference import parse_reference
-    from .common import emit_json
+    from .common import Progress, emit_json, progress_wanted
     from .oci import make_cli_client
 
     ann = _parse_annotations(annotations)
+    show = progress_wanted(progress)
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
     try:
         with click.open_file(attestation, "rb") as fh:  # '-' is stdin
@@ -89,11 +92,12 @@ def attach(
     if not docs:
         raise StellaError(f"--attestation {attestation!r} holds no JSON document", reason="MALFORMED_ENVELOPE")
     results = []
-    with make_cli_client(config_path) as client:
-        for doc in docs:
+    with make_cli_client(config_path) as client, Progress("attaching", len(docs), enabled=show and len(docs) > 1) as bar:
+        for i, doc in enumerate(docs, 1):
             results.extend(
                 do_attach(client, ref, doc, formats=fmt_list, annotations=ann, created=created, tenant=tenant, scan_id=scan_id)
             )
+            bar.advance(f"document {i} ({', '.join(fmt_list)})")
     if output == "json":
         emit_json([r.to_json() for r in results])
         return
@@ -103,3 +107,6 @@ def attach(
         click.echo(f"{what}{state}: {r.location} (layer {r.layer_digest}, {r.predicate_type})")
         if r.fallback_tag:
             click.echo(f"  registry has no referrers API: updated the referrers tag {r.image.split('@')[0]}:{r.fallback_tag}")
+    if len(docs) > 1:  # one summary line for a file of several (stderr: stdout lists each)
+        unchanged = sum(1 for r in results if r.unchanged)
+        click.echo(f"{len(docs)} attestations attached: {len(results) - unchanged} written, {unchanged} already there", err=True)

@@ -49,3 +49,90 @@ def load_signing_key(path: str) -> Any:
 
 def emit_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=False))
+
+
+# --------------------------------------------------------------------------- progress
+# Progress goes to stderr only (stdout carries --output json and `download`'s documents). By
+# default it is drawn only when stderr is a terminal; --progress/--no-progress or STELLA_PROGRESS
+# force it either way. Hand-written (not click.progressbar) because click's bar prints only its
+# label when stderr is not a terminal, and a forced bar in a CI log must show counts.
+
+PROGRESS_ENV = "STELLA_PROGRESS"
+_ON = ("1", "true", "yes", "on", "always")
+_OFF = ("0", "false", "no", "off", "never")
+
+progress_option = click.option(
+    "--progress/--no-progress",
+    "progress",
+    default=None,
+    help=f"Show progress on stderr (default: only when stderr is a terminal; ${PROGRESS_ENV}=1|0|auto sets the default).",
+)
+
+
+def progress_wanted(flag: bool | None) -> bool:
+    """The flag if given, else ``$STELLA_PROGRESS``, else whether stderr is a terminal."""
+    if flag is not None:
+        return flag
+    raw = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    if raw not in ("", "auto"):
+        raise click.UsageError(f"{PROGRESS_ENV}={raw!r} is not one of 1, 0, auto")
+    return _stderr().isatty()
+
+
+def _stderr() -> Any:
+    return sys.stderr
+
+
+class Progress:
+    """A counted operation, drawn on stderr: redrawn in place on a terminal (at most 10 times a
+    second, the last state left on screen), else one line per second at most plus the last one.
+    Disabled, it does nothing."""
+
+    def __init__(self, label: str, total: int, *, enabled: bool) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.done = 0
+        self._stream = _stderr() if enabled else None
+        self._tty = bool(self._stream is not None and self._stream.isatty())
+        self._last = 0.0
+        self._drawn = False
+
+    def __enter__(self) -> Progress:
+        if self.enabled and self._tty:
+            self._draw("")
+        return self
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        import time
+
+        now = time.monotonic()
+        if self.done >= self.total or now - self._last >= (0.1 if self._tty else 1.0):
+            self._last = now
+            self._draw(note)
+
+    def _draw(self, note: str) -> None:
+        assert self._stream is not None
+        count = f"{self.done}/{self.total}"
+        if not self._tty:
+            self._stream.write(f"{self.label}: {count}{' ' + note if note else ''}\n")
+            self._stream.flush()
+            return
+        import shutil
+
+        width = shutil.get_terminal_size((80, 24)).columns
+        filled = (20 * self.done) // self.total if self.total else 20
+        line = f"{self.label} [{'#' * filled}{'.' * (20 - filled)}] {count} {note}"
+        self._stream.write("\r\x1b[K" + line[: max(width - 1, 10)])
+        self._stream.flush()
+        self._drawn = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stream is not None and self._tty and self._drawn:
+            self._stream.write("\n")  # the last state stays on screen
+            self._stream.flush()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import config_option, emit_json, output_option, verbose_option
+from .common import Progress, config_option, emit_json, output_option, progress_option, progress_wanted, verbose_option
 
 DEFAULT_TENANT = "default"
 
@@ -32,6 +32,7 @@ DEFAULT_TENANT = "default"
 )  # fmt: skip
 @config_option
 @output_option
+@progress_option
 @verbose_option
 def import_(
     envelope_path: str,
@@ -40,6 +41,7 @@ def import_(
     tenant: str,
     config_path: str | None,
     output: str,
+    progress: bool | None,
     verbose: bool,
 ) -> None:
     """Import attestations downloaded with cosign into the StellaOps store.
@@ -61,11 +63,12 @@ def import_(
     """
     from ..config import load_config
     from ..errors import RequestError
-    from ..importer import import_items, parse_cosign_download, resolve_image
+    from ..importer import ImportReport, import_items, parse_cosign_download, resolve_image
     from ..importapi import ANNOTATION_SOURCE
     from ..store import check_tenant, open_store
 
     check_tenant(tenant)
+    show = progress_wanted(progress)
     data = _read(envelope_path)
     config = load_config(config_path)
     items = parse_cosign_download(data)
@@ -77,10 +80,14 @@ def import_(
 
     image, image_digest = resolve_image(image, digest, client)
     store = open_store(config.store.dsn)
+    report = ImportReport(tenant=tenant, image=image, digest=image_digest)
     try:
-        report = import_items(
-            store, tenant, items, image=image, image_digest=image_digest, annotations={ANNOTATION_SOURCE: "cli"}
-        )
+        # one item at a time (import_items is one transaction per item anyway) to count progress
+        with Progress("importing", len(items), enabled=show) as bar:
+            for item in items:
+                one = import_items(store, tenant, [item], image=image, image_digest=image_digest, annotations={ANNOTATION_SOURCE: "cli"})
+                report.results.extend(one.results)
+                bar.advance(f"line {item.line}: {one.results[0]['status']}")
     finally:
         store.close()
     if output == "json":

@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, KeyLoadError, RequestError, StellaError, VerificationError
-from .common import config_option, output_option, verbose_option
+from .common import config_option, output_option, progress_option, verbose_option
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -47,6 +47,28 @@ def _trust_options(func: Any) -> Any:
         click.option("--insecure-ignore-tlog", is_flag=True, help="Do not require a transparency log entry (key signers only; as cosign)."),
         click.option("--trusted-root", "trusted_root", metavar="FILE", help="A sigstore trusted_root.json (Fulcio, Rekor, CT log keys)."),
         click.option("--offline", is_flag=True, help="Never go online (no TUF, no Rekor lookups)."),
+        click.option(
+            "--rekor-url",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember_rekor_url,
+            help="Look up in this Rekor the log entry of an attestation that carries none (as cosign); not with --offline.",
+        ),
+        click.option(
+            "--tuf-mirror", "tuf_mirror", metavar="URL",
+            help="Fetch Sigstore's trusted_root.json from this TUF repository (cosign initialize --mirror); needs --tuf-root.",
+        ),
+        click.option(
+            "--tuf-root", "tuf_root", metavar="FILE",
+            help="The TUF repository's trusted root.json, obtained out of band (cosign initialize --root).",
+        ),
+        click.option(
+            "--timestamp-certificate-chain",
+            "timestamp_chain",
+            metavar="FILE",
+            help="PEM chain (TSA certificate, intermediates, root) of an RFC 3161 timestamp authority: cosign's "
+            "dev.sigstore.cosign/rfc3161timestamp annotations are then verified (as cosign).",
+        ),
         output_option,
         config_option,
         verbose_option,
@@ -54,6 +76,34 @@ def _trust_options(func: Any) -> Any:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _remember_rekor_url(ctx: click.Context, _param: Any, value: str | None) -> None:
+    # kept in the context, so the commands' signatures stay as they are (read by build_trust)
+    if value is not None:
+        ctx.meta["stellaops.rekor_url"] = value
+
+
+def _tlog_lookup(config: Any, *, offline: bool) -> Any:
+    """The online Rekor lookup: ``--rekor-url``, else the configuration's ``tlogLookup``; never
+    with ``--offline`` (or offline trust roots)."""
+    from ..trust import TlogLookup
+    from ..verify.rekor_lookup import check_rekor_url
+
+    ctx = click.get_current_context(silent=True)
+    url = ctx.meta.get("stellaops.rekor_url") if ctx is not None else None
+    configured = config.trust.tlog_lookup
+    if url is None:
+        return None if offline else configured
+    if offline:
+        raise RequestError("--rekor-url asks Rekor online and cannot be combined with --offline", hint="drop one of them")
+    try:
+        url = check_rekor_url(url)
+    except ValueError as exc:
+        raise RequestError(f"--rekor-url: {exc}", hint="e.g. --rekor-url https://rekor.sigstore.dev") from exc
+    # the CLI is not under the provider's admission deadline: give Rekor a few seconds
+    timeout = configured.timeout_seconds if configured is not None else 5.0
+    return TlogLookup(rekor_url=url, timeout_seconds=timeout)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -75,6 +125,9 @@ def build_trust(
     trusted_root: str | None,
     offline: bool,
     config_path: str | None,
+    timestamp_chain: str | None = None,
+    tuf_mirror: str | None = None,
+    tuf_root: str | None = None,
 ) -> tuple[Any, Any]:
     """(TrustConfig, Config) from the flags, or from the configuration when no authority flag is given."""
     from ..config import load_config
@@ -115,6 +168,9 @@ def build_trust(
         data = _read(trusted_root, "trusted root")
         trustroot.load_trusted_root(data, trusted_root)  # ConfigError names the file
         roots = SigstoreRoots(trusted_root_json=data, trusted_root_source=trusted_root, offline=True)
+
+    if tuf_mirror or tuf_root:
+        roots = _tuf_roots(tuf_mirror, tuf_root, trusted_root=trusted_root, offline=offline)
 
     if key_path:
         try:
@@ -157,8 +213,40 @@ def build_trust(
         if roots.public_good and not (roots.trusted_root_json or roots.fulcio_roots_pem):
             raise ConfigError("--offline: the only trust root configured is public-good Sigstore (fetched online)", hint="pass --trusted-root")
         roots = replace(roots, offline=True)
-    trust = TrustConfig(authorities=authorities, require_tlog=require_tlog, sigstore=roots, fingerprint="cli")
+    if timestamp_chain:
+        from ..verify import trustroot as _tr
+
+        tsa_pem = _read(timestamp_chain, "timestamp certificate chain")
+        _tr.load_tsa_chain(tsa_pem, timestamp_chain)  # ConfigError names the file
+        roots = replace(roots, tsa_chain_pem=tsa_pem) if roots is not None else SigstoreRoots(tsa_chain_pem=tsa_pem, offline=True)
+    lookup = _tlog_lookup(config, offline=offline)
+    if lookup is not None and roots is not None and roots.offline:
+        # --trusted-root marks its roots offline (no TUF); an asked-for Rekor lookup goes online
+        roots = replace(roots, offline=False)
+    trust = TrustConfig(authorities=authorities, require_tlog=require_tlog, sigstore=roots, fingerprint="cli", tlog_lookup=lookup)
+    if needs_roots and roots is not None and roots.tuf is not None:
+        from ..verify import trustroot
+
+        trustroot.from_roots(roots)  # fetch now: an unreachable mirror is exit 3, a forged one exit 2
     return trust, config
+
+
+def _tuf_roots(mirror: str | None, root: str | None, *, trusted_root: str | None, offline: bool) -> Any:
+    """SigstoreRoots from --tuf-mirror/--tuf-root (cosign initialize --mirror/--root)."""
+    from ..trust import SigstoreRoots, TufMirror
+    from ..verify import tuf
+
+    if not (mirror and root):
+        raise RequestError("--tuf-mirror and --tuf-root go together", hint="as cosign initialize --mirror URL --root root.json")
+    if trusted_root or offline:
+        raise RequestError(
+            f"--tuf-mirror cannot be combined with {'--trusted-root' if trusted_root else '--offline'}",
+            hint="a TUF mirror is read over the network; for offline use pass --trusted-root alone",
+        )
+    url = tuf.check_mirror_url(mirror, "--tuf-mirror")
+    data = _read(root, "TUF root")
+    tuf.check_root_metadata(data, root)
+    return SigstoreRoots(tuf=TufMirror(url=url, root_json=data, root_source=root))
 
 
 def _signer_text(s: Any) -> str:
@@ -176,6 +264,8 @@ def _print_text(header: str, results: list[Any], wanted: str) -> None:
             click.echo(f"     signer  {_signer_text(s)}")
         if a.tlog.verified:
             click.echo(f"     tlog    logIndex={a.tlog.log_index} integratedTime={a.tlog.integrated_time}")
+        for t in a.timestamps:
+            click.echo(f"     timestamp {t.time} authority={t.authority}")
         if a.created:
             click.echo(f"     created {a.created}{'' if a.created_signed else ' (unsigned)'}")
         for e in a.errors:
@@ -212,6 +302,7 @@ def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], h
 @click.command()
 @click.argument("image")
 @_trust_options
+@progress_option
 def verify(
     image: str,
     key_path: str | None,
@@ -223,9 +314,13 @@ def verify(
     insecure_ignore_tlog: bool,
     trusted_root: str | None,
     offline: bool,
+    timestamp_chain: str | None,
+    tuf_mirror: str | None,
+    tuf_root: str | None,
     output: str,
     config_path: str | None,
     verbose: bool,
+    progress: bool | None,
 ) -> None:
     """Verify the attestations attached to IMAGE (cosign verify-attestation).
 
@@ -254,6 +349,9 @@ def verify(
         trusted_root=trusted_root,
         offline=offline,
         config_path=config_path,
+        timestamp_chain=timestamp_chain,
+        tuf_mirror=tuf_mirror,
+        tuf_root=tuf_root,
     )
     wanted = resolve_predicate_type(ptype)
     ref = parse_reference(image)
@@ -262,19 +360,28 @@ def verify(
     digest = ref.digest or client.resolve(ref).digest
     candidates = discover(client, ref, digest)
     by_envelope: dict[str, Any] = {}
-    for c in candidates:
-        res = verify_candidate(c, c.attached_to or digest, trust)
-        prev = by_envelope.get(res.envelope_digest)
-        # the same envelope found in several places counts once; a verified copy wins
-        if prev is None or (res.verified and not prev.verified):
-            by_envelope[res.envelope_digest] = res
+    from .common import Progress, progress_wanted
+
+    with Progress("verifying", len(candidates), enabled=progress_wanted(progress) and len(candidates) > 1) as bar:
+        for c in candidates:
+            res = verify_candidate(c, c.attached_to or digest, trust)
+            prev = by_envelope.get(res.envelope_digest)
+            # the same envelope found in several places counts once; a verified copy wins
+            if prev is None or (res.verified and not prev.verified):
+                by_envelope[res.envelope_digest] = res
+            bar.advance(f"{c.source}: {'verified' if res.verified else 'not verified'}")
     results = list(by_envelope.values())
     results.sort(key=lambda a: (not a.verified, a.predicate_type != wanted))
     verdict = Verdict(image=image, digest=digest, attestations=tuple(results))
     header = (
         f"Verification for {image} --\nThe following checks were performed on each of these attestations:\n"
         "  - The in-toto statement's subject was checked against the image digest\n"
-        + ("  - The transparency log entry was verified offline\n" if trust.require_tlog else "")
+        + ("  - The transparency log entry was verified offline\n" if trust.require_tlog and trust.tlog_lookup is None else "")
+        + (
+            f"  - The transparency log entry was verified (a missing one was looked up in Rekor at {trust.tlog_lookup.rekor_url})\n"
+            if trust.require_tlog and trust.tlog_lookup is not None
+            else ""
+        )
         + "  - The signatures were verified against the given authorities\n"
     )
     _finish(results, wanted, output, verdict.to_json(), header)
@@ -370,6 +477,9 @@ def verify_blob_attestation(
     insecure_ignore_tlog: bool,
     trusted_root: str | None,
     offline: bool,
+    timestamp_chain: str | None,
+    tuf_mirror: str | None,
+    tuf_root: str | None,
     output: str,
     config_path: str | None,
     verbose: bool,
@@ -395,6 +505,9 @@ def verify_blob_attestation(
         trusted_root=trusted_root,
         offline=offline,
         config_path=config_path,
+        timestamp_chain=timestamp_chain,
+        tuf_mirror=tuf_mirror,
+        tuf_root=tuf_root,
     )
     wanted = resolve_predicate_type(ptype)
     image_digest = _blob_digest(blob, digest, digest_alg)
@@ -418,5 +531,7 @@ def verify_blob_attestation(
             click.echo(f"signer  {_signer_text(s)}")
         if result.tlog.verified:
             click.echo(f"tlog    logIndex={result.tlog.log_index} integratedTime={result.tlog.integrated_time}")
+        for t in result.timestamps:
+            click.echo(f"timestamp {t.time} authority={t.authority}")
     click.echo("Verified OK", err=True)
     sys.stdout.flush()

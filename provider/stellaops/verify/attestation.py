@@ -12,12 +12,19 @@
    reaches a Fulcio CA valid then (CERTIFICATE_INVALID), an embedded SCT verifies
    (SCT_INVALID), the SAN identity and OIDC issuer match the authority, exactly or by a
    whole-value RE2 match (IDENTITY_MISMATCH; UNTRUSTED_SIGNER when no keyless authority is
-   configured). No signer → the most specific of those reasons.
+   configured). No signer → the most specific of those reasons. A cosign RFC 3161 timestamp
+   annotation on a ``.att`` layer is verified when timestamp authorities are configured
+   (TIMESTAMP_INVALID; ignored otherwise, as cosign without --timestamp-certificate-chain); it
+   must cover the envelope or a signature that verified, and its time also fixes the time of
+   signing for a keyless certificate when no log entry is attached.
 4. statement: strict in-toto Statement v0.1/v1              → MALFORMED_STATEMENT
 5. subject: some subject digest equals the image digest      → SUBJECT_MISMATCH
 6. transparency log: SET, inclusion proof + checkpoint when present, entry bound to this
    envelope and signer (TLOG_INVALID / TLOG_MISSING). ``requireTlog: false`` skips a missing
    or failing entry for key signers only; keyless always needs it (its verified time).
+   With ``attestation.tlogLookup`` on (never offline), a required entry that is not attached is
+   searched in Rekor as cosign does and then checked like an attached one (inclusion proof
+   required); Rekor unreachable → ``TLOG_UNREACHABLE``, raised (transient), not a verdict.
    Sigstore bundles with a certificate are also verified by sigstore-python.
 7. predicate type from the signed statement; predicate summary; ``created``.
 """
@@ -38,7 +45,7 @@ from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
 from ..errors import StellaError, VerificationError
 from ..predicates import inline_predicate, signed_time
 from ..trust import KeyAuthority, TrustConfig
-from ..verdict import AttestationResult, ErrorItem, Signer, TlogResult
+from ..verdict import AttestationResult, ErrorItem, Signer, TimestampResult, TlogResult
 from . import keys
 
 _log = logging.getLogger(__name__)
@@ -69,6 +76,9 @@ class _Material:
     envelope_digest: str = ""
     require_proof: bool = False  # sigstore bundles v0.2+ must carry inclusion proofs
     has_timestamps: bool = False  # the bundle carries RFC 3161 timestamps
+    tlog_looked_up: bool = False  # tlog_entries came from the online Rekor lookup, not the candidate
+    timestamp_annotation: str = ""  # cosign's dev.sigstore.cosign/rfc3161timestamp (legacy layer), unverified
+    bundle_timestamps: list[Any] = field(default_factory=list)  # timestampVerificationData.rfc3161Timestamps, unverified
 
 
 def _parse_bundle(data: bytes) -> _Material:
@@ -115,6 +125,9 @@ def _parse_bundle(data: bytes) -> _Material:
         material.certificate, material.chain = parsed[0], parsed[1:]
     tvd = vm.get("timestampVerificationData")
     material.has_timestamps = isinstance(tvd, dict) and bool(tvd.get("rfc3161Timestamps"))
+    if material.has_timestamps:
+        stamps = tvd["rfc3161Timestamps"]  # type: ignore[index]
+        material.bundle_timestamps = list(stamps) if isinstance(stamps, list) else [stamps]
     entries = vm.get("tlogEntries") or []
     if not isinstance(entries, list) or len(entries) > 8:
         raise dsse.MalformedEnvelope("bundle tlogEntries must be a list of at most 8 entries")
@@ -140,6 +153,7 @@ def _parse(candidate: Candidate) -> _Material:
         envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest="sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
     )
     ann = candidate.cosign
+    material.timestamp_annotation = ann.rfc3161_timestamp
     if ann.certificate:
         from . import keyless
 
@@ -176,6 +190,46 @@ class _Signers:
     verifier_ders: list[bytes] = field(default_factory=list)
     keyless_error: StellaError | None = None
     deferred: bool = False  # chain/SCT/time/log left to sigstore-python (Rekor v2 bundle)
+    timestamp: Any = None  # the first verified timestamp (timestamp.VerifiedTimestamp)
+    timestamps: list[Any] = field(default_factory=list)  # every verified timestamp, for the verdict
+    keyless_timestamped: bool = False  # the certificate was checked at a verified timestamp's time
+
+
+_MAX_TIMESTAMPS = 8
+
+
+def _our_timestamps(m: _Material) -> bool:
+    """Timestamps this module verifies: a legacy layer's annotation, and those of a key-signed
+    bundle. A certificate-signed bundle's timestamps are sigstore-python's (Rekor v2 path)."""
+    return bool(m.timestamp_annotation) or (bool(m.bundle_timestamps) and m.certificate is None)
+
+
+def _verify_timestamps(m: _Material, trust: TrustConfig, signatures: list[bytes]) -> list[Any]:
+    """The attestation's RFC 3161 timestamps, each verified over the exact envelope bytes (legacy
+    layers only) or one of ``signatures`` (raw bytes of signatures that verified); all must
+    verify. Empty when there are none, or when no timestamp authority is configured (cosign
+    ignores them unless given a TSA chain or told to use signed timestamps)."""
+    if not _our_timestamps(m) or not signatures:
+        return []
+    root = _roots(trust, "timestamp")
+    if root is None or not root.tsas:
+        _log.info("RFC 3161 timestamps ignored: no timestamp authority is configured")
+        return []
+    from . import timestamp
+
+    tokens: list[bytes] = []
+    if m.timestamp_annotation:
+        tokens.append(timestamp.parse_annotation(m.timestamp_annotation))
+    else:
+        if len(m.bundle_timestamps) > _MAX_TIMESTAMPS:
+            raise timestamp.TimestampInvalid(f"the bundle carries {len(m.bundle_timestamps)} RFC 3161 timestamps, more than {_MAX_TIMESTAMPS}")
+        for item in m.bundle_timestamps:
+            raw = item.get("signedTimestamp") if isinstance(item, dict) else None
+            try:
+                tokens.append(base64.b64decode(raw if isinstance(raw, str) else "", validate=True))
+            except (ValueError, TypeError) as exc:
+                raise timestamp.TimestampInvalid("a bundle rfc3161Timestamps[].signedTimestamp is not base64") from exc
+    return [timestamp.verify(der, envelope=m.envelope_bytes, signatures=signatures, authorities=root.tsas) for der in tokens]
 
 
 def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
@@ -187,19 +241,27 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
     try:
         cert_key = cert.public_key()
         pae = m.envelope.pae
-        if not any(keys.verify_signature(cert_key, pae, s.sig) for s in m.envelope.signatures):  # type: ignore[arg-type]
+        cert_sigs = [s.sig for s in m.envelope.signatures if keys.verify_signature(cert_key, pae, s.sig)]  # type: ignore[arg-type]
+        if not cert_sigs:
             raise SignatureInvalid(
                 "no signature on the envelope verifies with the key of the attached certificate",
                 hint="the payload or signature was altered after signing",
             )
-        if not m.tlog_entries:
+        # a verified timestamp over the envelope or over this certificate's signature fixes a time
+        # of signing (cosign: the certificate must be valid then)
+        stamp = result.timestamp
+        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in cert_sigs):
+            stamp = None
+        if not m.tlog_entries and stamp is None:
             if m.tlog_error is not None:
                 raise m.tlog_error
             from .tlog import TlogMissing
 
             raise TlogMissing(
-                "a keyless signature needs a transparency log entry to fix the time of signing, and none is attached",
-                hint="keyless attestations must be uploaded to Rekor (cosign does so by default)",
+                "a keyless signature needs a transparency log entry (or a verified RFC 3161 timestamp) to fix "
+                "the time of signing, and none is attached",
+                hint="keyless attestations must be uploaded to Rekor (cosign does so by default), or timestamped by a "
+                "configured TSA with requireTlog: false (--insecure-ignore-tlog)",
             )
         root = _roots(trust, "keyless")
         if root is None or not root.fulcio:
@@ -207,7 +269,13 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                 "no Fulcio certificate authority is configured, so no certificate can be trusted",
                 hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
             )
-        if not m.tlog_entries[0].integrated_time:
+        if not m.tlog_entries:
+            # no log entry: the verified timestamp's time is the time of signing (cosign
+            # --insecure-ignore-tlog with a TSA); _check_tlog still demands an entry if requireTlog
+            chain = keyless.verify_chain(cert, m.chain, root, stamp.time)  # type: ignore[union-attr]
+            keyless.verify_sct(cert, chain[0] if chain else cert, root)
+            result.keyless_timestamped = True
+        elif not m.tlog_entries[0].integrated_time:
             if not _rekor_v2_bundle(m):
                 from .tlog import TlogMissing
 
@@ -226,6 +294,9 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
             at = m.tlog_entries[0].integrated_datetime
             chain = keyless.verify_chain(cert, m.chain, root, at)
             keyless.verify_sct(cert, chain[0] if chain else cert, root)
+            if stamp is not None:  # both times are checked, as cosign does
+                keyless.verify_chain(cert, m.chain, root, stamp.time)
+                result.keyless_timestamped = True
         identity = keyless.identity_of(cert)
         authorities = trust.keyless_authorities
         if not authorities:
@@ -253,8 +324,11 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
 def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
     result = _Signers()
     pae = m.envelope.pae
+    verified_sigs: list[bytes] = []  # raw bytes of every signature that verified for some signer
     for authority in trust.key_authorities:
-        if any(keys.verify_signature(authority.public_key, pae, s.sig) for s in m.envelope.signatures):
+        good = [s.sig for s in m.envelope.signatures if keys.verify_signature(authority.public_key, pae, s.sig)]
+        verified_sigs.extend(good)
+        if good:
             result.signers.append(Signer(kind="key", authority=authority.name, key_id=authority.key_id))
             result.key_signers.append(authority)
             result.verifier_ders.append(keys.public_key_der(authority.public_key))
@@ -262,6 +336,13 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
                 from . import keyless
 
                 result.verifier_ders.append(keyless.cert_der(m.certificate))
+    if _our_timestamps(m):
+        if m.certificate is not None:
+            cert_key = m.certificate.public_key()
+            verified_sigs.extend(s.sig for s in m.envelope.signatures if keys.verify_signature(cert_key, pae, s.sig))  # type: ignore[arg-type]
+        # TIMESTAMP_INVALID propagates: a timestamp that is there and checkable must verify
+        result.timestamps = _verify_timestamps(m, trust, verified_sigs)
+        result.timestamp = result.timestamps[0] if result.timestamps else None
     if m.certificate is not None:
         _check_keyless(m, trust, result)
     if result.signers:
@@ -277,19 +358,29 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
     )
 
 
+def _tlog_needed(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
+    """requireTlog, or a keyless signer whose time of signing comes from the log (not from a
+    verified RFC 3161 timestamp on an attestation that has no log entry)."""
+    if trust.require_tlog:
+        return True
+    return signers.keyless_used and not (signers.keyless_timestamped and not m.tlog_entries)
+
+
 def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResult:
     from .tlog import TlogInvalid, TlogMissing, verify_entry
 
-    needed = trust.require_tlog or signers.keyless_used
+    needed = _tlog_needed(m, trust, signers)
     if not m.tlog_entries:
         if not needed:
             return TlogResult()
         if m.tlog_error is not None:
             raise m.tlog_error
-        raise TlogMissing(
-            "no transparency log entry is attached to this attestation, and requireTlog is on",
-            hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
-        )
+        if not _look_up(m, trust, signers):
+            looked = " or found by the online Rekor lookup" if _lookup_settings(trust) is not None else ""
+            raise TlogMissing(
+                f"no transparency log entry is attached to this attestation{looked}, and requireTlog is on",
+                hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
+            )
     if signers.deferred:
         # Rekor v2 (hashedrekord 0.0.2, no SET): verified by sigstore-python right after this
         entry = m.tlog_entries[0]
@@ -309,15 +400,43 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
         entries = m.tlog_entries[:1] if signers.keyless_used else m.tlog_entries
         for entry in entries:
             try:
-                return verify_entry(
+                result = verify_entry(
                     entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders, require_proof=m.require_proof
                 )
+                return replace(result, looked_up=m.tlog_looked_up)
             except StellaError as exc:
                 errors.append(exc)
     if needed:
         raise errors[0]
     _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
     return TlogResult()
+
+
+def _lookup_settings(trust: TrustConfig) -> Any:
+    """The online Rekor lookup settings, or None: off unless configured, and always off when
+    the trust roots are offline (air-gapped)."""
+    if trust.tlog_lookup is None or trust.sigstore is None or trust.sigstore.offline:
+        return None
+    return trust.tlog_lookup
+
+
+def _look_up(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
+    """Ask Rekor for this attestation's entry (``attestation.tlogLookup``); the entries found
+    are untrusted and go through the same checks as attached ones, with an inclusion proof
+    required. Raises ``TLOG_UNREACHABLE`` (transient) when Rekor cannot answer."""
+    settings = _lookup_settings(trust)
+    if settings is None or not signers.verifier_ders:
+        return False
+    from . import rekor_lookup
+
+    # the exact bytes cosign uploaded (a legacy layer, an imported envelope); for a bundle,
+    # cosign v3's serialisation of its envelope
+    data = m.envelope_bytes if m.envelope_bytes is not None else m.envelope.to_bytes()
+    found = rekor_lookup.search(settings, data, signers.verifier_ders)
+    if not found:
+        return False
+    m.tlog_entries, m.tlog_looked_up, m.require_proof = list(found), True, True
+    return True
 
 
 _SIGSTORE_KINDS = (("dsse", "0.0.1"), ("hashedrekord", "0.0.2"))
@@ -327,6 +446,8 @@ def _sigstore_supports(m: _Material) -> bool:
     """sigstore-python 4.x verifies DSSE bundles logged as ``dsse`` 0.0.1 (Rekor v1) or
     ``hashedrekord`` 0.0.2 (Rekor v2); for ``intoto`` entries (older cosign, bundles v0.1/v0.2)
     our own checks are the only ones."""
+    if m.tlog_looked_up:  # the bundle itself carries no entry: our checks of the looked-up one stand
+        return False
     return bool(m.tlog_entries) and all((e.kind, e.version) in _SIGSTORE_KINDS for e in m.tlog_entries)
 
 
@@ -389,7 +510,9 @@ def _claimed_predicate_type(candidate: Candidate) -> str:
 def verify_candidate(
     candidate: Candidate, image_digest: str, trust: TrustConfig, *, now: float | None = None
 ) -> AttestationResult:
-    """Verify one candidate for ``image_digest``. Never raises for a verification failure."""
+    """Verify one candidate for ``image_digest``. Never raises for a verification failure; raises
+    transient errors (``TLOG_UNREACHABLE`` when the online Rekor lookup cannot reach Rekor,
+    ``TRUST_ROOT_UNAVAILABLE`` when a TUF mirror cannot be read), which are not verdicts."""
     envelope_digest = "sha256:" + hashlib.sha256(candidate.data).hexdigest()
     predicate_type = ""
     signers: tuple[Signer, ...] = ()
@@ -404,11 +527,13 @@ def verify_candidate(
         predicate_type = statement.predicate_type
         dsse.require_subject(statement, image_digest)
         tlog_result = _check_tlog(m, trust, found)
-        tlog_result = replace(tlog_result, required=trust.require_tlog or found.keyless_used)
+        tlog_result = replace(tlog_result, required=_tlog_needed(m, trust, found))
         if found.deferred or (candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m)):
             _check_with_sigstore(m, trust)
         summary = _summary(statement.predicate_type, statement.predicate)
     except StellaError as exc:
+        if exc.transient:
+            raise  # no verdict (Rekor lookup, TUF mirror, deadline): nothing is cached, the next call retries
         return AttestationResult(
             predicate_type=predicate_type or _claimed_predicate_type(candidate),
             verified=False,
@@ -440,6 +565,9 @@ def verify_candidate(
         created, created_signed = signed, True
     elif tlog_result.verified and tlog_result.integrated_time:
         created, created_signed = _iso(tlog_result.integrated_time), True
+    elif found.timestamp is not None:
+        created, created_signed = found.timestamp.time.strftime("%Y-%m-%dT%H:%M:%SZ"), True
+    stamps = tuple(TimestampResult(authority=t.authority, time=t.time.strftime("%Y-%m-%dT%H:%M:%SZ")) for t in found.timestamps)
     return AttestationResult(
         predicate_type=statement.predicate_type,
         verified=True,
@@ -454,4 +582,5 @@ def verify_candidate(
         predicate_summary=summary,
         errors=(),
         envelope_digest=envelope_digest,
+        timestamps=stamps,
     )

@@ -177,6 +177,57 @@ def parse_bundle_entry(doc: Any) -> LogEntry:
     )
 
 
+def _hex(value: Any, what: str, size: int | None = 32) -> bytes:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]*", value) or len(value) % 2:
+        raise TlogInvalid(f"{what} must be a hex string")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise TlogInvalid(f"{what} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def parse_rekor_entry(uuid: str, doc: Any) -> LogEntry:
+    """One entry as Rekor v1's API returns it (``{uuid: {body, integratedTime, logID, logIndex,
+    verification: {signedEntryTimestamp, inclusionProof}}}``; hashes and IDs in hex). Untrusted:
+    the UUID must end with the leaf hash of the body (as cosign checks), and the caller still runs
+    :func:`verify_entry` on it."""
+    if not isinstance(doc, dict):
+        raise TlogInvalid(f"Rekor entry {uuid}: not an object")
+    body = _b64(doc.get("body"), f"Rekor entry {uuid}: body")
+    if len(body) > MAX_BODY:
+        raise TlogInvalid("the log entry body is too large", reason="LIMIT_EXCEEDED")
+    if not isinstance(uuid, str) or not re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{80}", uuid) or bytes.fromhex(uuid[-64:]) != leaf_hash(body):
+        raise TlogInvalid(f"Rekor entry {uuid!r}: the UUID is not the leaf hash of the body it came with")
+    verification = doc.get("verification")
+    if not isinstance(verification, dict):
+        raise TlogInvalid(f"Rekor entry {uuid}: no verification object (SET and inclusion proof)")
+    proof = None
+    p = verification.get("inclusionProof")
+    if isinstance(p, dict):
+        hashes = p.get("hashes") or []
+        if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
+            raise TlogInvalid("inclusionProof.hashes must be a list of at most 64 hashes")
+        checkpoint = p.get("checkpoint")
+        proof = InclusionProof(
+            log_index=_int(p.get("logIndex"), "inclusionProof.logIndex"),
+            tree_size=_int(p.get("treeSize"), "inclusionProof.treeSize"),
+            root_hash=_hex(p.get("rootHash"), "inclusionProof.rootHash"),
+            hashes=tuple(_hex(h, "inclusionProof.hashes[]") for h in hashes),
+            checkpoint=checkpoint if isinstance(checkpoint, str) else "",
+        )
+    kind, version, _ = _kind(body)
+    return LogEntry(
+        body=body,
+        integrated_time=_int(doc.get("integratedTime"), f"Rekor entry {uuid}: integratedTime"),
+        log_index=_int(doc.get("logIndex"), f"Rekor entry {uuid}: logIndex"),
+        log_id=_hex(doc.get("logID"), f"Rekor entry {uuid}: logID"),
+        signed_entry_timestamp=_b64(verification.get("signedEntryTimestamp"), f"Rekor entry {uuid}: signedEntryTimestamp"),
+        inclusion_proof=proof,
+        kind=kind,
+        version=version,
+    )
+
+
 def canonical_set_payload(entry: LogEntry) -> bytes:
     import rfc8785
 

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigError, KeyLoadError
@@ -200,8 +201,8 @@ def load_trusted_root(data: bytes, source: str) -> TrustedRootMaterial:
         source=source,
         document=bytes(data),
     )
-    if not (material.fulcio or material.rekor):
-        raise ConfigError(f"{source}: the trusted root has neither certificate authorities nor transparency logs")
+    if not (material.fulcio or material.rekor or material.tsas):  # TSAs alone: `cosign trusted-root create --tsa …`
+        raise ConfigError(f"{source}: the trusted root has neither certificate authorities, transparency logs nor timestamp authorities")
     return material
 
 
@@ -223,6 +224,47 @@ def _pem_key(data: bytes, what: str) -> keys.PublicKey:
 def _order_chain(certs: list[x509.Certificate]) -> list[x509.Certificate]:
     """Leaf-most first, self-signed root last (as trusted_root.json orders a chain)."""
     return sorted(certs, key=lambda c: c.issuer == c.subject)
+
+
+def load_tsa_chain(pem: bytes, source: str) -> CertificateAuthority:
+    """A timestamp authority from a PEM chain (cosign ``--timestamp-certificate-chain``): the TSA
+    certificate, its intermediates, its root, in any order; each certificate must be issued by the
+    next and the TSA certificate must carry the timeStamping extended key usage."""
+    import itertools
+
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    certs = _pem_certs(pem, source)
+
+    def is_ca(c: x509.Certificate) -> bool:
+        try:
+            return bool(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        except x509.ExtensionNotFound:
+            return False
+
+    leaves = [c for c in certs if not is_ca(c)]
+    if len(leaves) != 1 or len(certs) > 10:
+        raise ConfigError(
+            f"{source}: a TSA chain holds one timestamping (non-CA) certificate and its CA certificates, "
+            f"found {len(leaves)} non-CA certificate(s) among {len(certs)}",
+            hint="use the chain the TSA publishes (timestamp-authority: GET /api/v1/timestamp/certchain)",
+        )
+    ordered = leaves + sorted((c for c in certs if is_ca(c)), key=lambda c: c.issuer == c.subject)
+    for child, parent in itertools.pairwise(ordered):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise ConfigError(
+                f"{source}: {child.subject.rfc4514_string()!r} is not issued by {parent.subject.rfc4514_string()!r}",
+                hint="the file must be one chain: TSA certificate, intermediates, root",
+            ) from exc
+    try:
+        eku = leaves[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in eku:
+        raise ConfigError(f"{source}: the TSA certificate {leaves[0].subject.rfc4514_string()!r} lacks the timeStamping extended key usage")
+    return CertificateAuthority(tuple(ordered), uri="")
 
 
 def build_trusted_root(
@@ -251,13 +293,27 @@ _LOCK = threading.Lock()
 
 
 def from_roots(roots: SigstoreRoots) -> TrustedRootMaterial:
-    """The material for a configured :class:`SigstoreRoots` (cached by content).
+    """The material for a configured :class:`SigstoreRoots` (parsed once per content).
 
-    A ``trusted_root.json`` and private-instance PEM files are merged; public-good Sigstore is
-    fetched through sigstore-python's TUF client only when nothing local is configured."""
+    A ``trusted_root.json``, private-instance PEM files and a custom TUF mirror's
+    ``trusted_root.json`` are merged; public-good Sigstore is fetched through sigstore-python's
+    TUF client only when nothing else is configured. TUF material is refreshed under the policy
+    of :mod:`stellaops.verify.tuf` (a failed refresh fails closed after a bounded time)."""
+    tuf_parts: list[tuple[bytes, str]] = []
+    if roots.tuf is not None or roots.public_good:
+        from . import tuf
+
+        if roots.tuf is not None:
+            what = f"TUF mirror {roots.tuf.url}: {tuf.TRUSTED_ROOT_TARGET}"
+            doc = tuf.mirror_document(roots.tuf, validate=lambda d: load_trusted_root(d, what))
+        else:
+            what = "public-good Sigstore (TUF)"
+            doc = tuf.public_good_document(offline=roots.offline, validate=lambda d: load_trusted_root(d, what))
+        tuf_parts.append((doc, what))
     ident = hashlib.sha256(
         b"\0".join(
-            [roots.trusted_root_json, roots.fulcio_roots_pem, roots.rekor_public_key_pem, roots.ctlog_public_key_pem, str(roots.public_good).encode()]
+            [roots.trusted_root_json, roots.fulcio_roots_pem, roots.rekor_public_key_pem, roots.ctlog_public_key_pem, roots.tsa_chain_pem]
+            + [doc for doc, _ in tuf_parts]
         )
     ).hexdigest()
     with _LOCK:
@@ -277,8 +333,9 @@ def from_roots(roots: SigstoreRoots) -> TrustedRootMaterial:
             ctlog_url=roots.ctlog_url,
         )
         parts.append(load_trusted_root(doc, "trustRoots.sigstore"))
-    if not parts and roots.public_good:  # pragma: no cover - needs the internet
-        parts.append(_public_good(offline=roots.offline))
+    parts.extend(load_trusted_root(doc, what) for doc, what in tuf_parts)
+    if roots.tsa_chain_pem:  # a private RFC 3161 TSA (tsaCertChain), added to whatever else is trusted
+        parts.append(TrustedRootMaterial(tsas=(load_tsa_chain(roots.tsa_chain_pem, "tsaCertChain"),), source="tsaCertChain"))
     material = merge(parts)
     with _LOCK:
         _CACHE[ident] = material
@@ -292,7 +349,7 @@ def merge(parts: list[TrustedRootMaterial]) -> TrustedRootMaterial:
     rekor = tuple(k for p in parts for k in p.rekor)
     ctlogs = tuple(k for p in parts for k in p.ctlogs)
     tsas = tuple(ca for p in parts for ca in p.tsas)
-    doc = to_document(fulcio, rekor, ctlogs)
+    doc = to_document(fulcio, rekor, ctlogs, tsas)
     return TrustedRootMaterial(fulcio, rekor, ctlogs, tsas, source=" + ".join(p.source for p in parts), document=doc)
 
 
@@ -318,7 +375,10 @@ def _subject(cert: x509.Certificate) -> dict[str, str]:
 
 
 def to_document(
-    fulcio: tuple[CertificateAuthority, ...], rekor: tuple[LogKey, ...], ctlogs: tuple[LogKey, ...]
+    fulcio: tuple[CertificateAuthority, ...],
+    rekor: tuple[LogKey, ...],
+    ctlogs: tuple[LogKey, ...],
+    tsas: tuple[CertificateAuthority, ...] = (),
 ) -> bytes:
     """The ``trusted_root.json`` equivalent of this material (what sigstore-python reads)."""
 
@@ -335,30 +395,19 @@ def to_document(
             "logId": {"keyId": base64.b64encode(k.log_id).decode()},
         }
 
+    def authority(ca: CertificateAuthority) -> dict[str, Any]:
+        return {
+            "subject": _subject(ca.certificates[-1]),
+            "uri": ca.uri,
+            "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in ca.certificates]},
+            "validFor": ca.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"},
+        }
+
     doc = {
         "mediaType": MEDIA_TYPE,
         "tlogs": [log(k) for k in rekor],
-        "certificateAuthorities": [
-            {
-                "subject": _subject(ca.certificates[-1]),
-                "uri": ca.uri,
-                "certChain": {"certificates": [{"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()} for c in ca.certificates]},
-                "validFor": ca.valid_for.to_json() or {"start": "1970-01-01T00:00:00Z"},
-            }
-            for ca in fulcio
-        ],
+        "certificateAuthorities": [authority(ca) for ca in fulcio],
         "ctlogs": [log(k) for k in ctlogs],
-        "timestampAuthorities": [],
+        "timestampAuthorities": [authority(ca) for ca in tsas],
     }
     return json.dumps(doc, indent=2).encode()
-
-
-def _public_good(*, offline: bool) -> TrustedRootMaterial:  # pragma: no cover - needs the internet
-    from sigstore.models import ClientTrustConfig
-
-    try:
-        config = ClientTrustConfig.production(offline=offline)
-        raw = config.trusted_root._inner.to_json()
-    except Exception as exc:  # noqa: BLE001 - sigstore/TUF raise many types
-        raise ConfigError(f"public-good Sigstore trust root could not be fetched through TUF: {exc}") from exc
-    return load_trusted_root(raw.encode() if isinstance(raw, str) else raw, "public-good Sigstore (TUF)")
