@@ -2,16 +2,19 @@
 ``gunicorn -c python:stellaops.gunicorn_settings 'stellaops.app:create_app()'``.
 
 Worker model (docs/operations.md, measured in docs/benchmarks.md): the work per key is mostly
-waiting on registries plus short crypto, so ``gthread`` workers (``server.workers`` processes ×
+waiting on registries plus short crypto, so threaded workers (``server.workers`` processes ×
 ``server.threads`` threads) serve concurrent Gatekeeper calls; each process also keeps a bounded
-verification pool (``server.verifyConcurrency``). TLS certificates are re-read when their files
-change (cert-manager rotation) by a watcher thread in each worker.
+verification pool (``server.verifyConcurrency``). The worker class is always
+:class:`stellaops.tlsworker.TLSHandshakeWorker`: gunicorn's ``gthread`` with the TLS handshake done
+in the worker's event loop, so clients that never finish a handshake cannot hold the threads, and
+graceful closes drained there instead of blocking it (with ``--plain-http`` only the latter differs
+from ``gthread``). TLS certificates are re-read when their files change
+(cert-manager rotation) by a watcher thread in each worker.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import tempfile
 import threading
@@ -25,6 +28,7 @@ CERT_POLL_SECONDS = float(os.environ.get("STELLAOPS_CERT_POLL_SECONDS", "10"))
 
 def settings(config: Config, *, host: str | None = None, port: int | None = None, plain_http: bool = False) -> dict[str, Any]:
     """gunicorn settings for this configuration (``stella serve`` passes its flags here)."""
+    from stellaops import tlsworker  # noqa: F401 - checks its environment settings here, before gunicorn starts
     from stellaops.errors import ConfigError
 
     tls = config.server.tls
@@ -37,7 +41,7 @@ def settings(config: Config, *, host: str | None = None, port: int | None = None
     out: dict[str, Any] = {
         "bind": [f"{_bracket(host or config.server.host)}:{port or config.server.port}"],
         "workers": config.server.workers,
-        "worker_class": "gthread",
+        "worker_class": "stellaops.tlsworker.TLSHandshakeWorker",  # gthread + event-loop TLS handshakes
         "threads": config.server.threads,
         "timeout": 30,
         "graceful_timeout": 10,
@@ -63,7 +67,6 @@ def _bracket(host: str) -> str:
 
 _context: tuple[ssl.SSLContext, Any, Any] | None = None  # (context, conf, factory)
 _conf_for_context: Any = None
-_handshake_timeout = float(os.environ.get("STELLAOPS_HANDSHAKE_TIMEOUT_SECONDS", "1.0"))
 _context_lock = threading.Lock()
 
 
@@ -79,47 +82,14 @@ def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
         return _context[0]
 
 
-class _HandshakeBoundSocket(ssl.SSLSocket):
-    """A server TLS socket that, when its handshake fails or times out, shuts the connection at
-    once. gunicorn closes failed connections "gracefully" on its main thread, draining the peer
-    for up to 2 s each: a silent peer that never finished its handshake would stall the worker's
-    main loop that long, once per connection."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except (OSError, ssl.SSLError):
-            try:
-                socket.socket.shutdown(self, socket.SHUT_RDWR)
-            except OSError:
-                pass
-            raise
-
-
-class _TimedContext(ssl.SSLContext):
-    """An SSL context whose server sockets time out during the handshake and first request.
-
-    gunicorn's gthread worker completes the TLS handshake on a blocking socket with no timeout
-    in a pool thread: a client that sends one byte and waits would hold that thread forever,
-    before any client certificate is checked. A socket timeout bounds each such connection
-    (gunicorn resets it to blocking for later requests on an established connection)."""
-
-    handshake_timeout: float = 1.0
-    sslsocket_class = _HandshakeBoundSocket
-
-    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        sock.settimeout(self.handshake_timeout)
-        return super().wrap_socket(sock, *args, **kwargs)
-
-
 def _new_context(factory: Any) -> ssl.SSLContext:
     """What gunicorn's default factory builds (purpose client-auth, the configured files and
-    verify mode), as a :class:`_TimedContext`."""
-    del factory  # replaced: the default factory cannot build our context class
+    verify mode), with TLS 1.2 as the floor. The handshake deadline is not the context's job: the
+    worker (:mod:`stellaops.tlsworker`) runs the handshake non-blocking under its own deadline."""
+    del factory  # built here: the default factory takes no minimum version
     conf = _conf_for_context
-    ctx = _TimedContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Gatekeeper itself insists on TLS 1.3
-    ctx.handshake_timeout = _handshake_timeout
     ctx.load_cert_chain(certfile=conf.certfile, keyfile=conf.keyfile)
     if conf.ca_certs:
         ctx.load_verify_locations(cafile=conf.ca_certs)

@@ -1,6 +1,8 @@
 """Module-level gunicorn settings for ``gunicorn -c python:stellaops.gunicorn_settings
 'stellaops.app:create_app()'`` (the container's entry point). The configuration comes from
-``$STELLAOPS_CONFIG``; ``STELLAOPS_PLAIN_HTTP=1`` serves plain HTTP (local use only)."""
+``$STELLAOPS_CONFIG``; ``STELLAOPS_PLAIN_HTTP=1`` serves plain HTTP (local use only). The same
+settings as ``stella serve``, worker class included (``stellaops.tlsworker.TLSHandshakeWorker``,
+tuned by ``STELLAOPS_HANDSHAKE_TIMEOUT_SECONDS`` and ``STELLAOPS_MAX_HANDSHAKES``)."""
 
 from __future__ import annotations
 

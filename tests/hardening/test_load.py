@@ -2,7 +2,7 @@
 
 Several client threads send Gatekeeper ProviderRequests (1–5 keys: healthy images, images
 behind the fault proxy, unparsable references, missing images) to the real provider
-(``stella serve``, gunicorn gthread workers) for a fixed time and request budget, while a
+(``stella serve``, gunicorn workers: `stellaops.tlsworker.TLSHandshakeWorker`, a gthread worker that does TLS handshakes in its event loop) for a fixed time and request budget, while a
 controller cycles the proxy through 5xx, stall, reset, delay and truncation. Asserted:
 
 - every answer is HTTP 200 and a well-formed ProviderResponse, every key is answered (an item,

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from tests.fixtures.provider import ProviderProcess, make_tls
 
@@ -104,3 +105,39 @@ def test_rotated_serving_certificate_is_picked_up(tls_provider: ProviderProcess,
         except (ssl.SSLError, OSError):
             continue
     assert after != before
+
+
+def test_rotation_keeps_open_connections_and_serves_new_ones_with_the_new_certificate(tls_provider: ProviderProcess, tmp_path: Path) -> None:
+    """The handshake runs in the worker's event loop with the context current at accept time:
+    after a rotation, a connection Gatekeeper keeps alive goes on being served, and every new
+    connection is handshaken with the new certificate."""
+    import http.client
+
+    tls = tls_provider.tls
+    assert tls is not None
+    kept = http.client.HTTPSConnection("localhost", tls_provider.port, context=tls_provider.ssl_context(), timeout=10)
+    try:
+        kept.request("POST", "/gatekeeper/v1/verify", body=REQUEST, headers={"Content-Type": "application/json"})
+        assert kept.getresponse().read() and kept.sock is not None
+        before = _serial(tls_provider)
+        fresh = make_tls(tmp_path / "fresh")
+        for src, dst in ((fresh.server_cert, tls.server_cert), (fresh.server_key, tls.server_key), (fresh.ca_cert, tls.ca_cert)):
+            shutil.copy(src, dst)
+        deadline, after = time.monotonic() + 10, before
+        while time.monotonic() < deadline and after == before:
+            time.sleep(0.5)
+            try:
+                with socket.create_connection(("127.0.0.1", tls_provider.port), timeout=5) as raw:
+                    # no client certificate: TLS 1.3 shows the server's before it checks the client's
+                    with ssl.create_default_context(cafile=str(fresh.ca_cert)).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                        after = x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
+            except (ssl.SSLError, OSError):
+                continue
+        assert after != before, "new connections are still served the old certificate"
+        sock = kept.sock
+        kept.request("POST", "/gatekeeper/v1/verify", body=REQUEST, headers={"Content-Type": "application/json"})
+        resp = kept.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["kind"] == "ProviderResponse"
+        assert kept.sock is sock, "the kept-alive connection was not reused"
+    finally:
+        kept.close()
