@@ -344,3 +344,40 @@ def test_keyless_with_timestamp_authority(fulcio_stack: FulcioStack, keyless: di
     dead = f"http://127.0.0.1:{free_port()}/api/v1/timestamp"
     _, err = _refused(keyless, fulcio_stack.issuer.mint(EMAIL), "--timestamp-server-url", dead)
     assert err.startswith("Error: SERVICE_UNREACHABLE: the timestamp authority did not timestamp the signature"), err
+
+
+def _stripped(bundle: dict[str, Any]) -> bytes:
+    """The bundle without its Rekor entry (the certificate stays): what an attestation whose
+    entry was lost looks like."""
+    doc = json.loads(json.dumps(bundle))
+    doc["verificationMaterial"].pop("tlogEntries")
+    return json.dumps(doc).encode()
+
+
+def test_keyless_attestation_without_its_entry_is_found_by_the_online_lookup(
+    fulcio_stack: FulcioStack, keyless: dict[str, Any], signed: dict[str, Any]
+) -> None:
+    """The entry's integrated time dates the certificate (expired by now in real life), so the
+    lookup has to happen before the certificate check; what Rekor returns is verified in full."""
+    from stellaops.candidate import Candidate
+    from stellaops.config import load_config
+    from stellaops.trust import KeylessAuthority, TlogLookup
+    from stellaops.verify import rekor_lookup
+    from stellaops.verify.attestation import verify_candidate
+
+    rekor_lookup.CACHE.clear()
+    good = KeylessAuthority(name="release", issuer=fulcio_stack.issuer.url, subject=EMAIL)
+    trust = _with(load_config(str(keyless["config"])).trust, good)
+    cand = Candidate(kind="bundle", data=_stripped(signed["bundle"]), source="imported", attached_to="")
+    # lookup off: the time of signing is unknown
+    off = verify_candidate(cand, keyless["digest"], trust)
+    assert not off.verified and [e.reason for e in off.errors] == ["TLOG_MISSING"], off.errors
+    # lookup on: Rekor's entry is found, verified and reported as looked up
+    import dataclasses
+
+    on = dataclasses.replace(trust, tlog_lookup=TlogLookup(rekor_url=fulcio_stack.rekor.url, timeout_seconds=5))
+    result = verify_candidate(cand, keyless["digest"], on)
+    assert result.verified, result.errors
+    assert result.tlog.verified and result.tlog.looked_up, result.tlog
+    original = signed["bundle"]["verificationMaterial"]["tlogEntries"][0]
+    assert result.tlog.log_index == int(original["logIndex"])

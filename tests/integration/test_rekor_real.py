@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -156,3 +158,33 @@ def test_cosign_accepts_the_fixtures_rekor_pub(logged: Logged) -> None:
                env={"SIGSTORE_REKOR_PUBLIC_KEY": str(pub)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(base64.b64decode(json.loads(proc.stdout.splitlines()[0])["payload"]))["predicateType"] == SLSA1
+
+
+def _listening_ports(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of the TCP sockets in LISTEN that process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out: set[tuple[str, int]] = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A = LISTEN
+                continue
+            host_hex, port_hex = fields[1].split(":")
+            raw = bytes.fromhex(host_hex)
+            # /proc prints the address as native-endian 32-bit words
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            out.add((socket.inet_ntop(family, words), int(port_hex, 16)))
+    return out
+
+
+def test_rekor_listens_on_loopback_only(rekor_server: RekorServer) -> None:
+    ports = _listening_ports(rekor_server.procs["rekor-server"].pid)
+    assert ports, "found no listening socket of rekor-server: the check would be vacuous"
+    assert all(ipaddress.ip_address(host).is_loopback for host, _ in ports), ports

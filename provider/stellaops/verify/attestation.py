@@ -252,6 +252,11 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
         stamp = result.timestamp
         if stamp is not None and not (stamp.covers == "envelope" or stamp.message in cert_sigs):
             stamp = None
+        if not m.tlog_entries and stamp is None and m.tlog_error is None:
+            # no entry attached: the online lookup (when on) may find it; its integrated time then
+            # dates the certificate below, and _check_tlog verifies the entry (SET, inclusion proof,
+            # bound to this envelope and certificate) before anything is accepted
+            _look_up(m, trust, [keyless.cert_der(cert)])
         if not m.tlog_entries and stamp is None:
             if m.tlog_error is not None:
                 raise m.tlog_error
@@ -375,7 +380,7 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
             return TlogResult()
         if m.tlog_error is not None:
             raise m.tlog_error
-        if not _look_up(m, trust, signers):
+        if not _look_up(m, trust, signers.verifier_ders):
             looked = " or found by the online Rekor lookup" if _lookup_settings(trust) is not None else ""
             raise TlogMissing(
                 f"no transparency log entry is attached to this attestation{looked}, and requireTlog is on",
@@ -420,19 +425,20 @@ def _lookup_settings(trust: TrustConfig) -> Any:
     return trust.tlog_lookup
 
 
-def _look_up(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
-    """Ask Rekor for this attestation's entry (``attestation.tlogLookup``); the entries found
-    are untrusted and go through the same checks as attached ones, with an inclusion proof
-    required. Raises ``TLOG_UNREACHABLE`` (transient) when Rekor cannot answer."""
+def _look_up(m: _Material, trust: TrustConfig, verifier_ders: list[bytes]) -> bool:
+    """Ask Rekor for this attestation's entry (``attestation.tlogLookup``) as logged with one of
+    ``verifier_ders`` (the keys and certificate that verified); the entries found are untrusted
+    and go through the same checks as attached ones, with an inclusion proof required. Raises
+    ``TLOG_UNREACHABLE`` (transient) when Rekor cannot answer."""
     settings = _lookup_settings(trust)
-    if settings is None or not signers.verifier_ders:
-        return False
+    if settings is None or not verifier_ders or m.tlog_looked_up:
+        return bool(m.tlog_looked_up and m.tlog_entries)
     from . import rekor_lookup
 
     # the exact bytes cosign uploaded (a legacy layer, an imported envelope); for a bundle,
     # cosign v3's serialisation of its envelope
     data = m.envelope_bytes if m.envelope_bytes is not None else m.envelope.to_bytes()
-    found = rekor_lookup.search(settings, data, signers.verifier_ders)
+    found = rekor_lookup.search(settings, data, verifier_ders)
     if not found:
         return False
     m.tlog_entries, m.tlog_looked_up, m.require_proof = list(found), True, True
