@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-# Every module in tests/fixtures/ (but tools.py and __init__.py) is a fixture plugin; each area
+# Every module in tests/fixtures/ (but the helpers tools.py, procs.py and __init__.py) is a fixture plugin; each area
 # owns its own module there, so adding fixtures never means editing this file.
 _FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 pytest_plugins = sorted(
     "tests.fixtures." + name[:-3]
     for name in os.listdir(_FIXTURES)
-    if name.endswith(".py") and name not in ("__init__.py", "tools.py")
+    if name.endswith(".py") and name not in ("__init__.py", "tools.py", "procs.py")
 )
 
 

@@ -33,6 +33,7 @@ from tests.fixtures.gatekeeper import (
     render_template,
     stella_available,
 )
+from tests.fixtures.procs import stop_process
 from tests.fixtures.tools import tool
 
 POLICY = TESTDATA / "k8sstellaopsattested"
@@ -250,16 +251,6 @@ def _restartable_registry(root: Path, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def test_success_transient_registry_failure_not_kept_by_gatekeeper_cache(
     harness_factory: Any, provider_factory: Any, gk_stack: GatekeeperStack, tmp_path: Path,
     images: dict[str, tuple[str, str]],
@@ -285,7 +276,7 @@ def test_success_transient_registry_failure_not_kept_by_gatekeeper_cache(
 
         healthy = images["bundle"][0]  # on the other registry, which stays up
 
-        _stop(proc)
+        stop_process(proc)
         result = run.review(pod("p", image, healthy))
         message = _denial(result)
         assert f"could not verify image <{image}> now" in message, message
@@ -295,4 +286,4 @@ def test_success_transient_registry_failure_not_kept_by_gatekeeper_cache(
         proc = _restartable_registry(tmp_path / "registry", port)
         _allowed(run.review(pod("p", image, healthy)))
     finally:
-        _stop(proc)
+        stop_process(proc)

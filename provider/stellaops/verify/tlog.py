@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -97,6 +98,23 @@ def _int(value: Any, what: str) -> int:
     return out
 
 
+
+def _inclusion_proof(p: Any, decode: Callable[[Any, str], bytes], checkpoint: str) -> InclusionProof | None:
+    """An ``inclusionProof`` object (None when absent); ``decode`` reads its hashes (base64 in
+    bundles, hex in Rekor's API)."""
+    if not isinstance(p, dict):
+        return None
+    hashes = p.get("hashes") or []
+    if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
+        raise TlogInvalid("inclusionProof.hashes must be a list of at most 64 hashes")
+    return InclusionProof(
+        log_index=_int(p.get("logIndex"), "inclusionProof.logIndex"),
+        tree_size=_int(p.get("treeSize"), "inclusionProof.treeSize"),
+        root_hash=decode(p.get("rootHash"), "inclusionProof.rootHash"),
+        hashes=tuple(decode(h, "inclusionProof.hashes[]") for h in hashes),
+        checkpoint=checkpoint,
+    )
+
 def _kind(body: bytes) -> tuple[str, str, dict[str, Any]]:
     try:
         doc = json.loads(body)
@@ -146,20 +164,10 @@ def parse_bundle_entry(doc: Any) -> LogEntry:
     promise = doc.get("inclusionPromise")
     if isinstance(promise, dict) and promise.get("signedEntryTimestamp"):
         set_ = _b64(promise["signedEntryTimestamp"], "inclusionPromise.signedEntryTimestamp")
-    proof = None
     p = doc.get("inclusionProof")
-    if isinstance(p, dict):
-        hashes = p.get("hashes") or []
-        if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
-            raise TlogInvalid("inclusionProof.hashes must be a list of at most 64 hashes")
-        checkpoint = p.get("checkpoint")
-        proof = InclusionProof(
-            log_index=_int(p.get("logIndex"), "inclusionProof.logIndex"),
-            tree_size=_int(p.get("treeSize"), "inclusionProof.treeSize"),
-            root_hash=_b64(p.get("rootHash"), "inclusionProof.rootHash"),
-            hashes=tuple(_b64(h, "inclusionProof.hashes[]") for h in hashes),
-            checkpoint=str(checkpoint.get("envelope", "")) if isinstance(checkpoint, dict) else "",
-        )
+    checkpoint = p.get("checkpoint") if isinstance(p, dict) else None
+    # a bundle's proof: base64 hashes, the checkpoint as {"envelope": …}
+    proof = _inclusion_proof(p, _b64, str(checkpoint.get("envelope", "")) if isinstance(checkpoint, dict) else "")
     kind, version, _ = _kind(body)
     kv = doc.get("kindVersion") or {}
     if isinstance(kv, dict) and kv.get("kind") and (kv.get("kind"), kv.get("version")) != (kind, version):
@@ -201,20 +209,10 @@ def parse_rekor_entry(uuid: str, doc: Any) -> LogEntry:
     verification = doc.get("verification")
     if not isinstance(verification, dict):
         raise TlogInvalid(f"Rekor entry {uuid}: no verification object (SET and inclusion proof)")
-    proof = None
     p = verification.get("inclusionProof")
-    if isinstance(p, dict):
-        hashes = p.get("hashes") or []
-        if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
-            raise TlogInvalid("inclusionProof.hashes must be a list of at most 64 hashes")
-        checkpoint = p.get("checkpoint")
-        proof = InclusionProof(
-            log_index=_int(p.get("logIndex"), "inclusionProof.logIndex"),
-            tree_size=_int(p.get("treeSize"), "inclusionProof.treeSize"),
-            root_hash=_hex(p.get("rootHash"), "inclusionProof.rootHash"),
-            hashes=tuple(_hex(h, "inclusionProof.hashes[]") for h in hashes),
-            checkpoint=checkpoint if isinstance(checkpoint, str) else "",
-        )
+    checkpoint = p.get("checkpoint") if isinstance(p, dict) else None
+    # Rekor's API: hex hashes, the checkpoint as a string
+    proof = _inclusion_proof(p, _hex, checkpoint if isinstance(checkpoint, str) else "")
     kind, version, _ = _kind(body)
     return LogEntry(
         body=body,
