@@ -161,11 +161,48 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _secrets_of(token: str) -> list[str]:
+    """The token and each of its JWT parts long enough to be recognisable."""
+    return sorted({token, *(part for part in token.split(".") if len(part) >= 8)}, key=len, reverse=True)
+
+
+def _redacted(exc: KeylessSignError, token: str) -> KeylessSignError:
+    """``exc`` with the identity token cut out of its message and hint. A service's error body is
+    quoted in the message, and one that echoes the request (a misconfigured proxy in front of
+    Fulcio) would otherwise print the token, which travels in the Authorization header. When anything
+    was cut, the cause chain (shown by ``--verbose``) is dropped too, as it may hold the same text."""
+    secrets = _secrets_of(token)
+    texts = [exc.detail, exc.hint]
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None:
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if not any(secret in text for secret in secrets for text in texts):
+        return exc
+    detail, hint = exc.detail, exc.hint
+    for secret in secrets:
+        detail, hint = detail.replace(secret, "[identity token]"), hint.replace(secret, "[identity token]")
+    clean = KeylessSignError(detail, reason=exc.reason, hint=hint)
+    clean.__suppress_context__ = True
+    return clean
+
+
 def sign_statement(statement: bytes, token: str, endpoints: KeylessEndpoints, trusted_root_json: bytes) -> bytes:
     """Sign ``statement`` (in-toto Statement v1 JSON) keylessly; returns the bundle JSON (v0.3).
 
     Raises :class:`KeylessSignError` with the step that failed: the token, the trust material,
-    Fulcio (refused / unreachable), the SCT, Rekor (refused / unreachable), or the TSA."""
+    Fulcio (refused / unreachable), the SCT, Rekor (refused / unreachable), or the TSA; never
+    with the token in it."""
+    try:
+        return _sign_statement(statement, token, endpoints, trusted_root_json)
+    except KeylessSignError as exc:
+        clean = _redacted(exc, token)
+        if clean is exc:
+            raise
+        raise clean from None
+
+
+def _sign_statement(statement: bytes, token: str, endpoints: KeylessEndpoints, trusted_root_json: bytes) -> bytes:
     import requests
     from sigstore import dsse as sdsse
     from sigstore._internal.fulcio.client import FulcioClient, FulcioClientError

@@ -146,3 +146,39 @@ def test_cli_never_prints_the_token(tmp_path: Path, test_sigstore: TestSigstore)
         assert f"Fulcio at {dead} could not be reached" in p.stderr and "Traceback" in p.stderr
         assert good not in p.stdout + p.stderr
         assert good.split(".")[1] not in p.stdout + p.stderr  # not even the claims part
+
+
+def test_an_endpoint_echoing_the_request_does_not_leak_the_token(test_sigstore: TestSigstore) -> None:
+    """A misconfigured proxy in front of Fulcio that answers 400 with the request it got, headers
+    and body (the token travels in the Authorization header): the error quotes the answer, with
+    the token cut out."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = str(self.headers).encode() + self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    t = token()
+    statement = json.dumps({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "app", "digest": {"sha256": DIGEST[7:]}}],
+                            "predicateType": "https://example.com/t/v1", "predicate": {}}).encode()  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ks.KeylessSignError) as err:
+            ks.sign_statement(statement, t, ks.KeylessEndpoints(url, url), test_sigstore.trusted_root_json())
+    finally:
+        server.shutdown()
+    text = f"{err.value} {err.value.hint}"
+    assert "[identity token]" in text, text  # the echo was there, and was cut
+    assert all(secret not in text for secret in (t, *t.split("."))), text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
