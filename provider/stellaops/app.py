@@ -59,6 +59,9 @@ def create_app(config: Config | str | None = None, *, engine: Any = None, store:
     return app
 
 
+PREFETCH_SECONDS = 5.0
+
+
 def _prefetch_trust_material(config: Config) -> None:
     """Fetch trust material from a configured TUF mirror once at start-up, so the first admission
     request does not spend its deadline on it. Best effort: a mirror that is down now is retried
@@ -67,10 +70,14 @@ def _prefetch_trust_material(config: Config) -> None:
     if roots is None or roots.tuf is None:
         return  # local material is read with the config; public-good is fetched on first use
     from .errors import StellaError
+    from .registry import deadline_scope
     from .verify import trustroot
 
     try:
-        trustroot.from_roots(roots)
+        # bounded, so a slow mirror delays a worker's boot by a few seconds at most (the fetch
+        # goes on in the background and the first requests find the material when it lands)
+        with deadline_scope(time.monotonic() + PREFETCH_SECONDS):
+            trustroot.from_roots(roots)
     except StellaError as exc:
         log.warning("trust material not fetched at start-up; retried on use", extra={"reason": exc.reason, "detail": exc.detail})
 

@@ -152,7 +152,7 @@ _SCHEMA: dict[str, Any] = {
                 "trustedRootPem": "path",
                 "rekorPublicKey": "path",
                 "ctlogPublicKey": "path",
-                "tuf": {"mirror": str, "root": "path", "cacheDir": "path", "refreshSeconds": float, "maxStaleSeconds": float},
+                "tuf": {"mirror": str, "root": "path", "cacheDir": "path", "refreshSeconds": float, "maxStaleSeconds": float, "fetchTimeoutSeconds": float},
                 "tsaCertChain": "path",
             },
             "offline": bool,
@@ -166,6 +166,7 @@ _SCHEMA: dict[str, Any] = {
             }
         ],
         "requireTlog": bool,
+        "keylessTimestampWithoutTlog": bool,
         "tlogLookup": {"enabled": bool, "timeoutSeconds": float, "maxResponseBytes": int},
     },
     "registries": {"allow": [str], "insecure": [str], "allowPrivate": bool, "auth": {"dockerConfig": "path"}},
@@ -381,6 +382,15 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
             hint="set trustRoots.bundlePath (air-gapped trusted_root.json) or trustRoots.sigstore",
         )
     fp["requireTlog"] = require_tlog
+    keyless_stamp = bool(_get(doc, "attestation.keylessTimestampWithoutTlog", False))
+    if keyless_stamp and require_tlog:
+        raise ctx.error(
+            "attestation.keylessTimestampWithoutTlog",
+            "lets an RFC 3161 timestamp replace a keyless signer's log entry, which requireTlog: true forbids",
+            hint="set requireTlog: false as well (cosign --insecure-ignore-tlog), or remove keylessTimestampWithoutTlog",
+        )
+    if keyless_stamp:  # keyless attestations never logged become acceptable: a different trust
+        fp["keylessTimestampWithoutTlog"] = True
     if roots is not None:
         fp["roots"] = hashlib.sha256(
             roots.trusted_root_json + roots.fulcio_roots_pem + roots.rekor_public_key_pem + roots.ctlog_public_key_pem + roots.tsa_chain_pem
@@ -393,7 +403,12 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
         fp["tlogLookup"] = lookup.rekor_url
     fingerprint = "sha256:" + hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()
     return TrustConfig(
-        authorities=tuple(authorities), require_tlog=require_tlog, sigstore=roots, fingerprint=fingerprint, tlog_lookup=lookup
+        authorities=tuple(authorities),
+        require_tlog=require_tlog,
+        sigstore=roots,
+        fingerprint=fingerprint,
+        tlog_lookup=lookup,
+        keyless_timestamp_without_tlog=keyless_stamp,
     )
 
 
@@ -529,6 +544,10 @@ def _build_tuf(t: dict[str, Any], ctx: _Ctx) -> TufMirror:
     _positive(ctx, f"{base}.maxStaleSeconds", stale)
     if stale < refresh:
         raise ctx.error(f"{base}.maxStaleSeconds", f"{stale:g} is less than refreshSeconds ({refresh:g}): material would expire before its first refresh")
+    fetch_timeout = float(t.get("fetchTimeoutSeconds", 10.0))
+    _positive(ctx, f"{base}.fetchTimeoutSeconds", fetch_timeout)
+    if fetch_timeout > 300:
+        raise ctx.error(f"{base}.fetchTimeoutSeconds", f"{fetch_timeout:g} is more than 300: one refresh must end in bounded time")
     return TufMirror(
         url=url,
         root_json=root,
@@ -536,6 +555,7 @@ def _build_tuf(t: dict[str, Any], ctx: _Ctx) -> TufMirror:
         cache_dir=str(ctx.resolve(t["cacheDir"])) if t.get("cacheDir") else "",
         refresh_seconds=refresh,
         max_stale_seconds=stale,
+        fetch_timeout_seconds=fetch_timeout,
     )
 
 
@@ -759,6 +779,7 @@ def describe(config: Config) -> dict[str, Any]:
         "trustFingerprint": t.fingerprint,
         "authorities": auths,
         "requireTlog": t.require_tlog,
+        "keylessTimestampWithoutTlog": t.keyless_timestamp_without_tlog,
         "sigstore": roots,
         "registries": {
             "allow": list(config.registries.allow),

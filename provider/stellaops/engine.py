@@ -12,6 +12,12 @@ Outcomes per key:
   registry not allowed, image not found, credentials refused) → per-key ``error``;
 - a transient :class:`StellaError` (registry unreachable, deadline, store down) → ``systemError``,
   item omitted, nothing cached, so the next admission retries.
+
+A transient failure while verifying *one attestation* (its Rekor lookup, the TUF mirror) is
+transient for the key too (``systemError``), even when another attestation verified: a verdict
+that leaves one attestation unchecked would be cached by Gatekeeper as if it were complete
+(DESIGN.md §2). Only attestations that passed the identity checks reach a lookup, so a junk
+attestation cannot cause this (``verify/attestation.py``).
 """
 
 from __future__ import annotations
@@ -288,15 +294,18 @@ class Engine:
         return kept
 
     def _verify_candidates(self, candidates: list[Candidate], digest: str) -> list[AttestationResult]:
+        """Each candidate verified on its own; a transient failure of one (its Rekor lookup, the
+        TUF mirror) propagates: the key goes to ``systemError`` (module docstring)."""
         by_envelope: dict[str, AttestationResult] = {}
         unnamed: list[AttestationResult] = []
         for c in candidates:
             res = self._verify(c, c.attached_to or digest, self.config.trust)
             if not res.digest:
                 res = replace(res, digest=c.attached_to or digest)
-            required = self.config.trust.require_tlog or any(s.kind == "keyless" for s in res.signers)
-            if res.tlog.required != required:
-                res = replace(res, tlog=replace(res.tlog, required=required))
+            # verify_candidate says whether a verified attestation needed its log entry; for the
+            # others, the configuration says
+            if not res.verified and res.tlog.required != self.config.trust.require_tlog:
+                res = replace(res, tlog=replace(res.tlog, required=self.config.trust.require_tlog))
             if not res.envelope_digest:
                 unnamed.append(res)
                 continue

@@ -52,6 +52,7 @@ class TufMirror:
     cache_dir: str = ""  # "" = ~/.cache/stellaops/tuf/<quoted url>
     refresh_seconds: float = 3600.0  # how long fetched material is used before asking the mirror again
     max_stale_seconds: float = 86400.0  # how long the last good material outlives failed refreshes
+    fetch_timeout_seconds: float = 10.0  # one refresh (all metadata and the target) ends within this
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,10 @@ class TrustConfig:
     sigstore: SigstoreRoots | None = None
     fingerprint: str = ""
     tlog_lookup: TlogLookup | None = None  # None = off (the default, and always when offline)
+    # attestation.keylessTimestampWithoutTlog: with require_tlog False, a verified RFC 3161 timestamp
+    # may replace a keyless signer's log entry (cosign --insecure-ignore-tlog with a TSA). Off:
+    # keyless signers always need a verified log entry, whatever require_tlog says.
+    keyless_timestamp_without_tlog: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -56,10 +58,12 @@ class RekorFront:
     delay: float = 0.0
     seen: list[str] = field(default_factory=list)
     url: str = ""
+    hung_up: threading.Event = field(default_factory=threading.Event)  # "slow": the client left before the delay ended
 
     def reset(self, mode: str = "forward", **kw: Any) -> None:
         self.mode, self.replay, self.delay = mode, kw.get("replay", b"[]"), kw.get("delay", 0.0)
         self.seen.clear()
+        self.hung_up.clear()
 
 
 def _handler(front: RekorFront) -> type[BaseHTTPRequestHandler]:
@@ -77,13 +81,27 @@ def _handler(front: RekorFront) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (deadline, size limit): nothing more to say
 
+        def _client_left_within(self, seconds: float) -> bool:
+            """Wait ``seconds``, watching the connection: True as soon as the client closes it."""
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                if readable:
+                    try:
+                        if not self.connection.recv(1, socket.MSG_PEEK):
+                            return True
+                    except OSError:
+                        return True
+            return False
+
         def _serve(self, method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             front.seen.append(f"{method} {self.path}")
             if front.mode == "down":
                 return self._answer(503, b'{"code":503,"message":"down"}')
-            if front.mode == "slow":
-                time.sleep(front.delay)
+            if front.mode == "slow" and self._client_left_within(front.delay):
+                front.hung_up.set()
+                return None
             if front.mode == "replay":
                 return self._answer(200, front.replay)
             session = requests.Session()
@@ -326,10 +344,14 @@ def test_provider_lookup_stays_within_the_request_deadline(world: World, front: 
     cfg = _config(world, front.url, lookup="{enabled: true, timeoutSeconds: 30}", extra="server: {deadlineSeconds: 1.5}\n")
     app = create_app(parse_config(cfg, source="stellaops.yaml", env={}))
     try:
-        front.reset("slow", delay=4.0)
+        front.reset("slow", delay=6.0)
         body = _ask(app, world.stripped.image)
         assert body["items"] == []
         assert any(r in body["systemError"] for r in ("TLOG_UNREACHABLE", "DEADLINE_EXCEEDED")), body["systemError"]
+        # DEADLINE_EXCEEDED comes from the engine even if the lookup went on waiting: what shows
+        # that the lookup itself was cut is Rekor's side, which sees the client hang up before
+        # its 6 s delay ends (a lookup that ignored the deadline would wait for 30 s)
+        assert front.hung_up.wait(timeout=4.0), "the Rekor lookup was not cut at the request deadline"
     finally:
         app.extensions["stellaops.store"].close()
 
@@ -471,3 +493,66 @@ def test_refuses_a_rekor_url_on_the_cloud_metadata_address(world: World) -> None
     res = verify_candidate(_candidate(world.stripped), world.stripped.digest, trust)
     assert res.errors[0].reason == "TLOG_MISSING"
     assert "is refused" in res.errors[0].message and "metadata" in res.errors[0].message
+
+
+# -- review findings: hostile answers, caching, one attestation's transient failure ---------------
+def test_refuses_a_deeply_nested_answer_without_an_internal_error(world: World, front: RekorFront) -> None:
+    """A hostile Rekor answering with JSON nested deeper than Python's recursion limit: a
+    LIMIT_EXCEEDED refusal, not INTERNAL_ERROR with a RecursionError."""
+    front.reset("replay", replay=b"[" * 100_000 + b"]" * 100_000)
+    res = verify_candidate(_candidate(world.stripped), world.stripped.digest, _trust(world, front.url))
+    assert not res.verified and res.errors[0].reason == "LIMIT_EXCEEDED", res.errors
+    assert "nests deeper" in res.errors[0].message
+
+
+def test_drops_an_entry_whose_body_is_deeply_nested(world: World, front: RekorFront) -> None:
+    """The same inside an entry: a body (whose UUID is its real leaf hash) nested too deep is a
+    malformed entry, dropped as cosign drops it, not a RecursionError."""
+    import base64
+
+    from stellaops.verify.tlog import leaf_hash
+
+    body = b"[" * 100_000 + b"]" * 100_000
+    [doc] = json.loads(_real_answer(world, world.stripped))
+    [(_uuid, entry)] = doc.items()
+    entry["body"] = base64.b64encode(body).decode()
+    front.reset("replay", replay=json.dumps([{leaf_hash(body).hex(): entry}]).encode())
+    res = verify_candidate(_candidate(world.stripped), world.stripped.digest, _trust(world, front.url))
+    assert not res.verified and res.errors[0].reason == "TLOG_MISSING", res.errors
+
+
+def test_an_answer_that_fails_verification_is_not_cached(world: World, front: RekorFront) -> None:
+    """A forged answer is refused, and not kept: once Rekor answers truthfully the next
+    verification asks again and verifies (before, the forgery was served from the cache for an
+    hour)."""
+    [doc] = json.loads(_real_answer(world, world.stripped))
+    [(uuid, entry)] = doc.items()
+    entry["integratedTime"] -= 3600
+    front.reset("replay", replay=json.dumps([{uuid: entry}]).encode())
+    trust = _trust(world, front.url)
+    assert verify_candidate(_candidate(world.stripped), world.stripped.digest, trust).errors[0].reason == "TLOG_INVALID"
+    front.reset("forward")
+    res = verify_candidate(_candidate(world.stripped), world.stripped.digest, trust)
+    assert res.verified and res.tlog.looked_up, res.errors
+    assert front.seen == ["POST /api/v1/log/entries/retrieve"]
+
+
+def test_provider_one_attestation_rekor_down_is_a_system_error_for_the_key(world: World, provider: Any, front: RekorFront) -> None:
+    """An image with a logged attestation (entry attached) and an unlogged one (needs the lookup):
+    Rekor down makes the second uncheckable, so the key is a systemError (DESIGN §2: a verdict that
+    leaves one attestation unchecked would be cached by Gatekeeper as if it were complete), and
+    nothing is cached: once Rekor answers, the next admission gets the full verdict."""
+    digest = push_test_image(world.registry, "lookup/mixed", "v1")
+    image = f"{world.registry}/lookup/mixed@{digest}"
+    for extra in (["--rekor-url", world.rekor.url], ["--tlog-upload=false"]):
+        proc = run(world.tmp, tool("cosign"), "attest", "--yes", "--key", "cosign.key", "--type", "slsaprovenance1", "--predicate",
+                   "slsa.json", "--use-signing-config=false", "--new-bundle-format=false", *extra, image)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    front.reset("down")
+    body = _ask(provider, image)
+    assert body["items"] == [] and "TLOG_UNREACHABLE" in body["systemError"], body
+    front.reset("forward")  # not cached: asked again; Rekor has no entry for the unlogged one
+    [item] = _ask(provider, image)["items"]
+    reasons = sorted(a["errors"][0]["reason"] if a["errors"] else "VERIFIED" for a in item["value"]["attestations"])
+    assert reasons == ["TLOG_MISSING", "VERIFIED"] and item["value"]["errors"] == []
+    assert front.seen == ["POST /api/v1/log/entries/retrieve"]

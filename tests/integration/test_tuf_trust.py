@@ -3,7 +3,9 @@ with fresh keys, ``tests/fixtures/tuf_repo.py``) publishes the offline test Sigs
 ``trusted_root.json`` on 127.0.0.1, and keyless attestations verify through it. Each way a mirror
 can mislead us (foreign root, expired timestamp, altered target, unsigned root rotation) is
 refused; an unreachable mirror fails closed as a transient error; root rotation is followed; the
-refresh policy keeps the last good material for a bounded time only.
+refresh policy keeps the last good material for a bounded time only. A trickling mirror is cut at
+the fetch deadline; a stalled one never holds a request thread (held material is served, and
+without material each caller fails within its own deadline).
 
 Every socket this module opens goes to loopback, and sigstore-python's public-good TUF host is
 never even resolved (audit hook below)."""
@@ -14,7 +16,9 @@ import hashlib
 import ipaddress
 import json
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from stellaops.candidate import Candidate
 from stellaops.cli import cli, exit_code_for
 from stellaops.config import describe, parse_config
 from stellaops.errors import ConfigError, StellaError
+from stellaops.registry import deadline_scope
 from stellaops.trust import KeylessAuthority, SigstoreRoots, TrustConfig
 from stellaops.verify import trustroot, tuf
 from stellaops.verify.attestation import verify_candidate
@@ -125,7 +130,7 @@ def test_configured_tuf_mirror_verifies(tuf_world: TufWorld, test_sigstore: Test
 attestation:
   trustRoots:
     sigstore:
-      tuf: {{mirror: "{tuf_world.url}/", root: {tuf_world.root_path}, cacheDir: tuf-cache, refreshSeconds: 60, maxStaleSeconds: 600}}
+      tuf: {{mirror: "{tuf_world.url}/", root: {tuf_world.root_path}, cacheDir: tuf-cache, refreshSeconds: 60, maxStaleSeconds: 600, fetchTimeoutSeconds: 5}}
   authorities:
     - name: ci
       keyless: {{issuer: "{ISSUER}", subject: "{IDENTITY}"}}
@@ -134,7 +139,7 @@ attestation:
     roots = config.trust.sigstore
     assert roots is not None and roots.tuf is not None and not roots.public_good
     assert roots.tuf.url == tuf_world.url and roots.tuf.cache_dir == str(tmp_path / "tuf-cache")
-    assert (roots.tuf.refresh_seconds, roots.tuf.max_stale_seconds) == (60.0, 600.0)
+    assert (roots.tuf.refresh_seconds, roots.tuf.max_stale_seconds, roots.tuf.fetch_timeout_seconds) == (60.0, 600.0, 5.0)
     assert describe(config)["sigstore"]["tufMirror"] == tuf_world.url
     result = verify_candidate(_attestation(test_sigstore), DIGEST, config.trust)
     assert result.verified, result.errors
@@ -274,7 +279,17 @@ def test_refresh_after_ttl_picks_up_new_material(tuf_world: TufWorld, test_sigst
     assert _document(tuf_world, clock) == test_sigstore.trusted_root_json()
     assert tuf_world.server.requests == []  # within the TTL: no request
     clock.now += 2
-    assert _document(tuf_world, clock) == other
+    # past the TTL the held material is still answered at once; the refresher fetches meanwhile
+    assert _document(tuf_world, clock) == test_sigstore.trusted_root_json()
+    _eventually(lambda: _document(tuf_world, clock) == other)
+
+
+def _eventually(check: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll ``check`` until it is true (a generous bound: only "did not hang")."""
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
 
 
 def test_failed_refresh_keeps_last_good_then_fails_closed(tuf_world: TufWorld, test_sigstore: TestSigstore) -> None:
@@ -321,6 +336,9 @@ def _config(tmp_path: Path, tuf_yaml: str, extra: str = "") -> Any:
         ("{mirror: 'https://mirror.example', root: TRUSTED}", "tuf.root: " ),
         ("{mirror: 'https://mirror.example', root: ROOT, refreshSeconds: 600, maxStaleSeconds: 60}", "less than refreshSeconds"),
         ("{mirror: 'https://mirror.example', root: ROOT, refreshSeconds: 0}", "refreshSeconds"),
+        ("{mirror: 'https://mirror.example', root: ROOT, fetchTimeoutSeconds: 0}", "fetchTimeoutSeconds"),
+        ("{mirror: 'https://mirror.example', root: ROOT, fetchTimeoutSeconds: .nan}", "fetchTimeoutSeconds: must be a finite number"),
+        ("{mirror: 'https://mirror.example', root: ROOT, fetchTimeoutSeconds: 3600}", "more than 300"),
         ("{mirror: 'https://mirror.example', root: ROOT, url: x}", "unknown key"),
     ],
 )
@@ -396,35 +414,106 @@ def test_public_good_offline_uses_sigstore_embedded_root(tmp_path: Path) -> None
 
 
 
-def test_refresh_in_progress_serves_held_material_to_other_callers(tuf_world: TufWorld, test_sigstore: TestSigstore) -> None:
-    import threading
+# -- a slow or hostile mirror: bounded fetches, never on a request thread -----------------------
 
-    clock = _Clock()
-    good = _document(tuf_world, clock)
-    other = TestSigstore().trusted_root_json()
-    tuf_world.repo.add_target("trusted_root.json", other)
-    clock.now += 120
-    started, release = threading.Event(), threading.Event()
-    mirror = tuf_world.mirror()
 
-    def gated_fetch() -> bytes:  # the real fetch, held back until the other caller has been served
-        started.set()
-        release.wait(10)
-        return tuf.fetch_from_mirror(mirror)
+@pytest.mark.parametrize("fetch_timeout", [1.0, 3.0])  # cut in the response head / in the body
+def test_trickling_mirror_is_cut_at_the_fetch_deadline(tuf_world: TufWorld, fetch_timeout: float) -> None:
+    server = tuf_world.server
+    server.mode = "trickle"  # a byte every 50 ms: urllib3's 10 s per-recv timeout never trips
+    started = time.monotonic()
+    err = _fetch_error(tuf_world, fetch_timeout_seconds=fetch_timeout)
+    took = time.monotonic() - started
+    assert isinstance(err, tuf.TufUnavailable) and err.transient and err.reason == "TRUST_ROOT_UNAVAILABLE"
+    assert f"within the {fetch_timeout:g} s fetch deadline" in err.detail and "fetchTimeoutSeconds" in err.hint
+    assert took < fetch_timeout + 5  # did not hang (a full trickled response takes over 200 s)
+    # the cut was ours: the mirror saw us hang up in the middle of its response
+    _eventually(lambda: server.disconnects)
+    assert server.trickled_to_the_end == 0 and server.disconnects[0] - started >= fetch_timeout - 0.5
+    # nothing half-read was kept as verified metadata
+    assert not (tuf_world.cache_dir / "metadata" / "timestamp.json").exists()
 
-    results: list[bytes] = []
-    refresher = threading.Thread(
-        target=lambda: results.append(
-            tuf.trusted_root_document("test", gated_fetch, refresh_seconds=60.0, max_stale_seconds=600.0, clock=clock)
-        )
-    )
-    refresher.start()
-    assert started.wait(10)
-    assert _document(tuf_world, clock) == good  # not blocked behind the refresh
-    release.set()
-    refresher.join(10)
-    assert results == [other]
-    assert _document(tuf_world, clock) == other
+
+def test_cli_against_trickling_mirror_exits_3_at_the_fetch_deadline(tuf_world: TufWorld, tmp_path: Path) -> None:
+    tuf_world.server.mode = "trickle"
+    blob = tmp_path / "b"
+    blob.write_bytes(b"x")
+    started = time.monotonic()
+    rc, out = _cli(
+        str(blob), "--bundle", str(blob), "--tuf-mirror", tuf_world.url, "--tuf-root", str(tuf_world.root_path),
+        "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER,
+        env={"XDG_CACHE_HOME": str(tmp_path / "cli-cache")},
+    )  # fmt: skip
+    assert rc == 3 and "within the 10 s fetch deadline" in out, out
+    assert time.monotonic() - started < tuf.FETCH_TIMEOUT_SECONDS + 10  # synchronous, but bounded
+    _eventually(lambda: tuf_world.server.disconnects)
+
+
+def test_held_material_is_served_while_the_refresh_is_stuck(tuf_world: TufWorld, test_sigstore: TestSigstore) -> None:
+    server = tuf_world.server
+    mirror = tuf_world.mirror(refresh_seconds=1.0, fetch_timeout_seconds=60.0)
+    roots = SigstoreRoots(tuf=mirror)
+    assert _verify(test_sigstore, roots).verified
+    server.mode = "stall"
+    time.sleep(1.1)  # the material is due for a refresh (and usable for maxStaleSeconds)
+    assert _verify(test_sigstore, roots).verified  # answered from held material; the refresher starts
+    assert server.stalled.wait(20)  # the refresher is stuck on the mirror (for up to 60 s)
+    for _ in range(3):  # request threads, under a request deadline, use the held material ...
+        with deadline_scope(time.monotonic() + 1.5):
+            assert _verify(test_sigstore, roots).verified
+    assert server.holding >= 1  # ... while the mirror still holds the refresher's connection
+    # the mirror recovers with new material: the refresher's fetch completes and it is used
+    other = TestSigstore()
+    tuf_world.repo.add_target("trusted_root.json", other.trusted_root_json())
+    server.mode = "serve"
+    server.release.set()
+    _eventually(lambda: _verify(other, roots).verified)
+    assert not _verify(test_sigstore, roots).verified
+
+
+def test_without_material_a_stalled_mirror_fails_each_caller_within_its_deadline(
+    tuf_world: TufWorld, test_sigstore: TestSigstore
+) -> None:
+    server = tuf_world.server
+    server.mode = "stall"
+    roots = SigstoreRoots(tuf=tuf_world.mirror(fetch_timeout_seconds=60.0))
+    outcomes: list[tuple[str, float]] = []
+
+    def admission() -> None:
+        started = time.monotonic()
+        try:
+            with deadline_scope(started + 1.0):
+                _verify(test_sigstore, roots)
+            outcomes.append(("returned", time.monotonic() - started))
+        except StellaError as exc:
+            assert "within the request deadline" in exc.detail, exc.detail
+            outcomes.append((exc.reason, time.monotonic() - started))
+
+    callers = [threading.Thread(target=admission) for _ in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(30)
+    assert not any(t.is_alive() for t in callers), "a caller blocked on the stalled mirror"
+    assert [reason for reason, _ in outcomes] == ["TRUST_ROOT_UNAVAILABLE"] * 4
+    assert all(took < 10 for _, took in outcomes), outcomes  # their 1 s deadline, not the 60 s fetch
+    assert server.holding >= 1  # the fetch is still held by the mirror
+    # the mirror recovers: the fetch in flight completes, and the next caller gets the material
+    server.mode = "serve"
+    server.release.set()
+    assert _verify(test_sigstore, roots).verified
+
+
+def test_oversized_files_are_refused(tuf_world: TufWorld) -> None:
+    # a signed targets listing that gives trusted_root.json a huge length: not downloaded
+    tuf_world.repo.add_target("trusted_root.json", b" " * (tuf.TARGET_MAX_BYTES + 1))
+    err = _fetch_error(tuf_world)
+    assert isinstance(err, tuf.TufVerificationError) and f"more than the {tuf.TARGET_MAX_BYTES} allowed" in err.detail
+    assert not any(p.endswith(".trusted_root.json") for p in tuf_world.server.requests)
+    # metadata longer than its limit (here on the path of an http:// mirror): cut, nothing used
+    (tuf_world.repo.dir / "timestamp.json").write_bytes(b" " * (tuf.METADATA_MAX_BYTES["timestamp_max_length"] + 1))
+    err = _fetch_error(tuf_world, cache_dir=tuf_world.cache_dir / "second")
+    assert isinstance(err, tuf.TufUnavailable) and "longer than allowed" in err.detail
 
 
 # -- the provider fetches mirror material at start-up ----------------------------------------

@@ -36,6 +36,8 @@ def check(file: str | None, output: str) -> None:
         else:
             click.echo(f"  authority {a['name']}: keyless issuer={a['issuer']} subject={a['subject']}")
     click.echo(f"transparency log required: {'yes' if desc['requireTlog'] else 'no (like --insecure-ignore-tlog)'}")
+    if desc.get("keylessTimestampWithoutTlog"):
+        click.echo("keyless signers: a verified RFC 3161 timestamp may replace the log entry (keylessTimestampWithoutTlog)")
     if desc["sigstore"]:
         s = desc["sigstore"]
         where = "public-good Sigstore via TUF" if s["publicGood"] else (s["trustedRoot"] or "private instance PEM files")

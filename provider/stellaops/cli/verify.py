@@ -44,7 +44,7 @@ def _trust_options(func: Any) -> Any:
             show_default=True,
             help="Predicate type URI or cosign alias (custom, slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, link).",
         ),
-        click.option("--insecure-ignore-tlog", is_flag=True, help="Do not require a transparency log entry (key signers only; as cosign)."),
+        click.option("--insecure-ignore-tlog", is_flag=True, help="Do not require a transparency log entry for key signers; a keyless signer then needs a verified RFC 3161 timestamp from a configured TSA instead (as cosign)."),
         click.option("--trusted-root", "trusted_root", metavar="FILE", help="A sigstore trusted_root.json (Fulcio, Rekor, CT log keys)."),
         click.option("--offline", is_flag=True, help="Never go online (no TUF, no Rekor lookups)."),
         click.option(
@@ -223,7 +223,17 @@ def build_trust(
     if lookup is not None and roots is not None and roots.offline:
         # --trusted-root marks its roots offline (no TUF); an asked-for Rekor lookup goes online
         roots = replace(roots, offline=False)
-    trust = TrustConfig(authorities=authorities, require_tlog=require_tlog, sigstore=roots, fingerprint="cli", tlog_lookup=lookup)
+    # --insecure-ignore-tlog keeps cosign's meaning: with a TSA, a keyless signer's verified
+    # timestamp replaces its log entry (the provider needs attestation.keylessTimestampWithoutTlog)
+    keyless_stamp = insecure_ignore_tlog or (not (key_path or keyless_flags) and config.trust.keyless_timestamp_without_tlog)
+    trust = TrustConfig(
+        authorities=authorities,
+        require_tlog=require_tlog,
+        sigstore=roots,
+        fingerprint="cli",
+        tlog_lookup=lookup,
+        keyless_timestamp_without_tlog=keyless_stamp and not require_tlog,
+    )
     if needs_roots and roots is not None and roots.tuf is not None:
         from ..verify import trustroot
 

@@ -8,20 +8,24 @@
 2. payloadType is ``application/vnd.in-toto+json``           → PAYLOAD_TYPE_INVALID
 3. signatures: every signature against every authority — key authorities by the key type's
    algorithm over PAE; keyless authorities through the certificate carried with the envelope:
-   its key signs PAE (SIGNATURE_INVALID), a log entry gives the time (TLOG_MISSING), the chain
-   reaches a Fulcio CA valid then (CERTIFICATE_INVALID), an embedded SCT verifies
-   (SCT_INVALID), the SAN identity and OIDC issuer match the authority, exactly or by a
-   whole-value RE2 match (IDENTITY_MISMATCH; UNTRUSTED_SIGNER when no keyless authority is
-   configured). No signer → the most specific of those reasons. A cosign RFC 3161 timestamp
-   annotation on a ``.att`` layer is verified when timestamp authorities are configured
-   (TIMESTAMP_INVALID; ignored otherwise, as cosign without --timestamp-certificate-chain); it
-   must cover the envelope or a signature that verified, and its time also fixes the time of
-   signing for a keyless certificate when no log entry is attached.
+   its key signs PAE (SIGNATURE_INVALID); then what needs no time, before anything is asked of
+   Rekor: the chain reaches a configured Fulcio CA at the certificate's own start
+   (CERTIFICATE_INVALID), an embedded SCT verifies (SCT_INVALID), the SAN identity and OIDC
+   issuer match an authority, exactly or by a whole-value RE2 match (IDENTITY_MISMATCH;
+   UNTRUSTED_SIGNER when no keyless authority is configured); then the time: log entries
+   (attached, or found by the online lookup) whose integrated time the chain is valid at
+   (TLOG_MISSING / CERTIFICATE_INVALID). No signer → the most specific of those reasons. A
+   cosign RFC 3161 timestamp annotation on a ``.att`` layer is verified when timestamp
+   authorities are configured (TIMESTAMP_INVALID; ignored otherwise, as cosign without
+   --timestamp-certificate-chain); it must cover the envelope or a signature that verified; the
+   certificate must be valid at its time too, and it replaces a keyless log entry only with
+   ``requireTlog: false`` and ``keylessTimestampWithoutTlog: true``.
 4. statement: strict in-toto Statement v0.1/v1              → MALFORMED_STATEMENT
 5. subject: some subject digest equals the image digest      → SUBJECT_MISMATCH
 6. transparency log: SET, inclusion proof + checkpoint when present, entry bound to this
-   envelope and signer (TLOG_INVALID / TLOG_MISSING). ``requireTlog: false`` skips a missing
-   or failing entry for key signers only; keyless always needs it (its verified time).
+   envelope and signer (TLOG_INVALID / TLOG_MISSING); every entry is tried, the first that
+   passes counts. ``requireTlog: false`` skips a missing or failing entry for key signers
+   only; keyless always needs it (its verified time) unless the timestamp opt-in above.
    With ``attestation.tlogLookup`` on (never offline), a required entry that is not attached is
    searched in Rekor as cosign does and then checked like an attached one (inclusion proof
    required); Rekor unreachable → ``TLOG_UNREACHABLE``, raised (transient), not a verdict.
@@ -77,6 +81,7 @@ class _Material:
     require_proof: bool = False  # sigstore bundles v0.2+ must carry inclusion proofs
     has_timestamps: bool = False  # the bundle carries RFC 3161 timestamps
     tlog_looked_up: bool = False  # tlog_entries came from the online Rekor lookup, not the candidate
+    lookup_query: tuple[Any, bytes, list[bytes]] | None = None  # (settings, envelope bytes, verifiers) of that lookup
     timestamp_annotation: str = ""  # cosign's dev.sigstore.cosign/rfc3161timestamp (legacy layer), unverified
     bundle_timestamps: list[Any] = field(default_factory=list)  # timestampVerificationData.rfc3161Timestamps, unverified
 
@@ -193,6 +198,7 @@ class _Signers:
     timestamp: Any = None  # the first verified timestamp (timestamp.VerifiedTimestamp)
     timestamps: list[Any] = field(default_factory=list)  # every verified timestamp, for the verdict
     keyless_timestamped: bool = False  # the certificate was checked at a verified timestamp's time
+    keyless_entries: list[Any] = field(default_factory=list)  # entries at whose integrated time the certificate is valid
 
 
 _MAX_TIMESTAMPS = 8
@@ -232,8 +238,45 @@ def _verify_timestamps(m: _Material, trust: TrustConfig, signatures: list[bytes]
     return [timestamp.verify(der, envelope=m.envelope_bytes, signatures=signatures, authorities=root.tsas) for der in tokens]
 
 
+def _keyless_stamp_allowed(trust: TrustConfig) -> bool:
+    """A verified RFC 3161 timestamp may replace the log entry of a keyless signer only when the
+    log is not required *and* the explicit ``keylessTimestampWithoutTlog`` opt-in is set (the
+    CLI sets it with ``--insecure-ignore-tlog``, as cosign accepts a TSA there)."""
+    return not trust.require_tlog and trust.keyless_timestamp_without_tlog
+
+
+def _keyless_signers(cert: x509.Certificate, trust: TrustConfig) -> list[Signer]:
+    """The keyless authorities the certificate's identity satisfies (raises when none)."""
+    from . import keyless
+
+    identity = keyless.identity_of(cert)
+    authorities = trust.keyless_authorities
+    if not authorities:
+        raise keyless.UntrustedSigner(
+            f"signed by certificate identity {', '.join(identity.sans)} (issuer {identity.issuer}), "
+            "but no keyless authority is configured",
+            hint="add a keyless authority (issuer + subject or subjectRegExp) for this signer",
+        )
+    out: list[Signer] = []
+    for authority in authorities:
+        san = keyless.match_authority(identity, authority)
+        if san is not None:
+            out.append(Signer(kind="keyless", authority=authority.name, issuer=identity.issuer, subject=san))
+    if not out:
+        raise keyless.IdentityMismatch(
+            keyless.describe_mismatch(identity, authorities),
+            hint="regexps must match the whole value (anchors are implied); check the issuer and the identity",
+        )
+    return out
+
+
 def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
-    """The certificate path: fills ``result`` or sets ``keyless_error``."""
+    """The certificate path: fills ``result`` or sets ``keyless_error``.
+
+    What needs no time of signing is checked first, as cosign does: the chain to a configured
+    Fulcio CA at the certificate's own start of validity, the SCT, the identity. Only a
+    certificate that passes them may cost a Rekor lookup; then the certificate is checked again
+    at the verified time (each log entry's integrated time, a verified timestamp's time)."""
     from . import keyless
 
     cert = m.certificate
@@ -247,83 +290,81 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                 "no signature on the envelope verifies with the key of the attached certificate",
                 hint="the payload or signature was altered after signing",
             )
-        # a verified timestamp over the envelope or over this certificate's signature fixes a time
-        # of signing (cosign: the certificate must be valid then)
-        stamp = result.timestamp
-        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in cert_sigs):
-            stamp = None
-        if not m.tlog_entries and stamp is None and m.tlog_error is None:
-            # no entry attached: the online lookup (when on) may find it; its integrated time then
-            # dates the certificate below, and _check_tlog verifies the entry (SET, inclusion proof,
-            # bound to this envelope and certificate) before anything is accepted
-            _look_up(m, trust, [keyless.cert_der(cert)])
-        if not m.tlog_entries and stamp is None:
-            if m.tlog_error is not None:
-                raise m.tlog_error
-            from .tlog import TlogMissing
-
-            raise TlogMissing(
-                "a keyless signature needs a transparency log entry (or a verified RFC 3161 timestamp) to fix "
-                "the time of signing, and none is attached",
-                hint="keyless attestations must be uploaded to Rekor (cosign does so by default), or timestamped by a "
-                "configured TSA with requireTlog: false (--insecure-ignore-tlog)",
-            )
         root = _roots(trust, "keyless")
         if root is None or not root.fulcio:
             raise keyless.CertificateInvalid(
                 "no Fulcio certificate authority is configured, so no certificate can be trusted",
                 hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
             )
+        chain = keyless.verify_chain(cert, m.chain, root, cert.not_valid_before_utc)
+        keyless.verify_sct(cert, chain[0] if chain else cert, root)
+        signers = _keyless_signers(cert, trust)
+        # a verified timestamp over the envelope or over this certificate's signature fixes a time
+        # of signing (cosign: the certificate must be valid then)
+        stamp = result.timestamp
+        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in cert_sigs):
+            stamp = None
+        stamp_only = stamp is not None and _keyless_stamp_allowed(trust)
+        if not m.tlog_entries and m.tlog_error is None and not stamp_only:
+            # no entry attached: the online lookup (when on) may find it; its integrated time then
+            # dates the certificate below, and _check_tlog verifies the entry (SET, inclusion proof,
+            # bound to this envelope and certificate) before anything is accepted
+            _look_up(m, trust, [keyless.cert_der(cert)])
+        if m.tlog_error is not None and not m.tlog_entries:
+            raise m.tlog_error  # an attached entry that cannot be read is never ignored for keyless
         if not m.tlog_entries:
-            # no log entry: the verified timestamp's time is the time of signing (cosign
-            # --insecure-ignore-tlog with a TSA); _check_tlog still demands an entry if requireTlog
-            chain = keyless.verify_chain(cert, m.chain, root, stamp.time)  # type: ignore[union-attr]
-            keyless.verify_sct(cert, chain[0] if chain else cert, root)
-            result.keyless_timestamped = True
-        elif not m.tlog_entries[0].integrated_time:
-            if not _rekor_v2_bundle(m):
-                from .tlog import TlogMissing
+            from .tlog import TlogMissing
 
+            if not stamp_only:
                 raise TlogMissing(
-                    "the log entry carries no integrated time and no RFC 3161 timestamp comes with it, "
-                    "so the time of signing is not established",
-                    hint="keyless attestations need a Rekor v1 entry (SET) or, with Rekor v2, a signed timestamp in a sigstore bundle",
+                    "a keyless signature needs a transparency log entry to fix the time of signing, and none is attached"
+                    + (" or found by the online Rekor lookup" if _lookup_settings(trust) is not None else ""),
+                    hint="keyless attestations must be uploaded to Rekor (cosign does so by default); a verified RFC 3161 "
+                    "timestamp replaces the entry only with requireTlog: false and keylessTimestampWithoutTlog: true "
+                    "(stella attest verify --insecure-ignore-tlog with a TSA)",
                 )
-            # A Rekor v2 bundle: the time comes from RFC 3161 timestamps, which only
-            # sigstore-python verifies. It checks chain, SCT, timestamps and the log entry
-            # (the mandatory gate below); we still decide the identity here.
-            result.deferred = True
+            # no log entry: the verified timestamp's time is the time of signing (cosign
+            # --insecure-ignore-tlog with a TSA)
+            keyless.verify_chain(cert, m.chain, root, stamp.time)  # type: ignore[union-attr]
+            result.keyless_timestamped = True
         else:
-            # The entry's time is authenticated by its SET in the tlog step; if that fails, the
-            # attestation fails, so checking the certificate at this time first is safe.
-            at = m.tlog_entries[0].integrated_datetime
-            chain = keyless.verify_chain(cert, m.chain, root, at)
-            keyless.verify_sct(cert, chain[0] if chain else cert, root)
+            dated = [e for e in m.tlog_entries if e.integrated_time]
+            if not dated:
+                if not _rekor_v2_bundle(m):
+                    from .tlog import TlogMissing
+
+                    raise TlogMissing(
+                        "the log entry carries no integrated time and no RFC 3161 timestamp comes with it, "
+                        "so the time of signing is not established",
+                        hint="keyless attestations need a Rekor v1 entry (SET) or, with Rekor v2, a signed timestamp in a sigstore bundle",
+                    )
+                # A Rekor v2 bundle: the time comes from RFC 3161 timestamps, which only
+                # sigstore-python verifies. It checks chain, SCT, timestamps and the log entry
+                # (the mandatory gate below).
+                result.deferred = True
+            else:
+                # Each entry's time is authenticated by its SET in the tlog step, which tries these
+                # entries in turn and accepts the first that verifies in full (as cosign tries every
+                # entry Rekor returns); an entry at whose time the certificate was not valid is out.
+                problems: list[StellaError] = []
+                for entry in dated:
+                    try:
+                        keyless.verify_chain(cert, m.chain, root, entry.integrated_datetime)
+                        result.keyless_entries.append(entry)
+                    except StellaError as exc:
+                        problems.append(exc)
+                if not result.keyless_entries:
+                    raise problems[0]
             if stamp is not None:  # both times are checked, as cosign does
                 keyless.verify_chain(cert, m.chain, root, stamp.time)
                 result.keyless_timestamped = True
-        identity = keyless.identity_of(cert)
-        authorities = trust.keyless_authorities
-        if not authorities:
-            raise keyless.UntrustedSigner(
-                f"signed by certificate identity {', '.join(identity.sans)} (issuer {identity.issuer}), "
-                "but no keyless authority is configured",
-                hint="add a keyless authority (issuer + subject or subjectRegExp) for this signer",
-            )
-        for authority in authorities:
-            san = keyless.match_authority(identity, authority)
-            if san is not None:
-                result.signers.append(Signer(kind="keyless", authority=authority.name, issuer=identity.issuer, subject=san))
-                result.keyless_used = True
-        if not result.keyless_used:
-            raise keyless.IdentityMismatch(
-                keyless.describe_mismatch(identity, authorities),
-                hint="regexps must match the whole value (anchors are implied); check the issuer and the identity",
-            )
+        result.signers.extend(signers)
+        result.keyless_used = True
         result.verifier_ders.append(keyless.cert_der(cert))
     except StellaError as exc:
         result.keyless_error = exc
         result.deferred = False
+        result.keyless_entries = []
 
 
 def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
@@ -364,11 +405,11 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
 
 
 def _tlog_needed(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
-    """requireTlog, or a keyless signer whose time of signing comes from the log (not from a
-    verified RFC 3161 timestamp on an attestation that has no log entry)."""
+    """requireTlog, or a keyless signer — unless ``keylessTimestampWithoutTlog`` let a verified
+    RFC 3161 timestamp fix its time of signing on an attestation that has no log entry."""
     if trust.require_tlog:
         return True
-    return signers.keyless_used and not (signers.keyless_timestamped and not m.tlog_entries)
+    return signers.keyless_used and not (signers.keyless_timestamped and not m.tlog_entries and _keyless_stamp_allowed(trust))
 
 
 def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResult:
@@ -401,16 +442,24 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
     elif root is None or not root.rekor:
         errors.append(TlogInvalid("no Rekor key is configured, so the log entry cannot be verified", hint="configure attestation.trustRoots"))
     else:
-        # for keyless signers the entry whose time validated the certificate is the one that counts
-        entries = m.tlog_entries[:1] if signers.keyless_used else m.tlog_entries
+        # every entry is tried and the first that verifies in full counts (cosign tries each entry
+        # Rekor returns); for keyless signers only those at whose time the certificate is valid
+        entries = signers.keyless_entries if signers.keyless_used else m.tlog_entries
         for entry in entries:
             try:
                 result = verify_entry(
                     entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders, require_proof=m.require_proof
                 )
-                return replace(result, looked_up=m.tlog_looked_up)
             except StellaError as exc:
                 errors.append(exc)
+                continue
+            if m.tlog_looked_up and m.lookup_query is not None:
+                from . import rekor_lookup
+
+                rekor_lookup.remember(*m.lookup_query, entry)  # only a verified entry is cached for long
+            return replace(result, looked_up=m.tlog_looked_up)
+    if not errors:  # pragma: no cover - every path above either returns or records why not
+        errors.append(TlogMissing("no log entry of this attestation could be checked"))
     if needed:
         raise errors[0]
     _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
@@ -442,6 +491,7 @@ def _look_up(m: _Material, trust: TrustConfig, verifier_ders: list[bytes]) -> bo
     if not found:
         return False
     m.tlog_entries, m.tlog_looked_up, m.require_proof = list(found), True, True
+    m.lookup_query = (settings, data, list(verifier_ders))
     return True
 
 

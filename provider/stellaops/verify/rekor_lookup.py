@@ -15,16 +15,20 @@ Limits: one HTTP request, bounded by ``timeout_seconds`` and by the provider's r
 (:func:`stellaops.registry.deadline_scope`), at most ``max_response_bytes`` read, no redirects, no
 proxy variables, the registry client's connection guard (cloud metadata addresses refused).
 Failures: connection errors, timeouts, 5xx and 429 → :class:`RekorUnreachable` (transient:
-``systemError``, nothing cached); anything else that is not a 200 answer → no entry found.
-Found entries are cached in memory per (Rekor URL, envelope bytes, verifier), for an hour: a
-logged entry never changes.
+``systemError``, nothing cached); anything else that is not a 200 answer → no entry found. An
+answer that is not strict JSON (or nests too deep) → ``TLOG_INVALID``/``LIMIT_EXCEEDED``.
+
+Cache, in memory per (Rekor URL, envelope bytes, verifiers), bounded to ``CACHE_SIZE`` keys:
+"no entry" answers for ``NOT_FOUND_TTL`` (a minute, so an envelope that is in no log is not
+sent to Rekor on every admission, yet one logged since is found soon); an entry only once the
+caller has verified it (:func:`remember`), for ``CACHE_TTL`` (a logged entry never changes).
+Entries that came back but did not verify are never cached: the next admission asks again.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +39,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ..dsse import strict_json
 from ..errors import StellaError
 from ..trust import TlogLookup
 from .tlog import LogEntry, TlogInvalid, TlogMissing, parse_rekor_entry
@@ -42,7 +47,8 @@ from .tlog import LogEntry, TlogInvalid, TlogMissing, parse_rekor_entry
 SEARCH_PATH = "/api/v1/log/entries/retrieve"
 MAX_ENTRIES = 16  # entries read from one answer; more is not an answer to our query
 CACHE_SIZE = 1024
-CACHE_TTL = 3600.0
+CACHE_TTL = 3600.0  # an entry that verified
+NOT_FOUND_TTL = 60.0  # Rekor answered that it has no entry
 
 
 class RekorUnreachable(StellaError):
@@ -83,11 +89,13 @@ def proposed_entries(envelope_bytes: bytes, verifier_ders: list[bytes]) -> list[
 
 
 class _Cache:
+    """(Rekor URL, envelope, verifiers) → the entries to try: () for "none", or one verified entry."""
+
     def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, tuple[LogEntry, ...]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> tuple[LogEntry, ...] | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is None or hit[0] < time.monotonic():
@@ -96,9 +104,9 @@ class _Cache:
             self._items.move_to_end(key)
             return hit[1]
 
-    def put(self, key: str, value: bytes) -> None:
+    def put(self, key: str, value: tuple[LogEntry, ...], ttl: float) -> None:
         with self._lock:
-            self._items[key] = (time.monotonic() + CACHE_TTL, value)
+            self._items[key] = (time.monotonic() + ttl, value)
             self._items.move_to_end(key)
             while len(self._items) > CACHE_SIZE:
                 self._items.popitem(last=False)
@@ -165,35 +173,43 @@ _HINT_DOWN = "check that Rekor (trustRoots.sigstore.rekorUrl) is reachable from 
 _HINT_SLOW = "raise attestation.tlogLookup.timeoutSeconds (within server.deadlineSeconds), or attach the log entry to the attestation"
 
 
+def _cache_key(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[bytes]) -> str:
+    return hashlib.sha256(
+        b"\0".join([settings.rekor_url.encode(), hashlib.sha256(envelope_bytes).digest(), *sorted(set(verifier_ders))])
+    ).hexdigest()
+
+
 def search(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[bytes]) -> list[LogEntry]:
     """The entries Rekor has for these envelope bytes and verifiers (parsed, *unverified*).
 
     Raises :class:`RekorUnreachable` when Rekor cannot answer in time; returns ``[]`` when it
     answers that it has none. Entries that are malformed or whose UUID is not their leaf hash are
-    dropped (as cosign does)."""
+    dropped (as cosign does). The caller verifies what comes back and hands the entry that
+    verified to :func:`remember`."""
     from ..registry import _AddressRefused, remaining_time
 
     if not verifier_ders:
         return []
-    key = hashlib.sha256(
-        b"\0".join([settings.rekor_url.encode(), hashlib.sha256(envelope_bytes).digest(), *sorted(set(verifier_ders))])
-    ).hexdigest()
-    raw = CACHE.get(key)
-    if raw is None:
-        budget = settings.timeout_seconds
-        left = remaining_time()
-        if left is not None:
-            budget = min(budget, left)
-        if budget <= 0.01:
-            raise RekorUnreachable("no time is left in the request deadline for the Rekor lookup", hint=_HINT_SLOW)
-        raw = _post(settings, {"entries": proposed_entries(envelope_bytes, verifier_ders)}, budget, _AddressRefused)
-        if raw is None:
-            return []
-        entries = _parse(raw)
-        if entries:
-            CACHE.put(key, raw)
-        return entries
-    return _parse(raw)
+    key = _cache_key(settings, envelope_bytes, verifier_ders)
+    hit = CACHE.get(key)
+    if hit is not None:
+        return list(hit)
+    budget = settings.timeout_seconds
+    left = remaining_time()
+    if left is not None:
+        budget = min(budget, left)
+    if budget <= 0.01:
+        raise RekorUnreachable("no time is left in the request deadline for the Rekor lookup", hint=_HINT_SLOW)
+    raw = _post(settings, {"entries": proposed_entries(envelope_bytes, verifier_ders)}, budget, _AddressRefused)
+    entries = [] if raw is None else _parse(raw)
+    if not entries:
+        CACHE.put(key, (), NOT_FOUND_TTL)
+    return entries
+
+
+def remember(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[bytes], entry: LogEntry) -> None:
+    """Cache ``entry``, found by :func:`search` with these arguments, once it has verified."""
+    CACHE.put(_cache_key(settings, envelope_bytes, verifier_ders), (entry,), CACHE_TTL)
 
 
 def _post(settings: TlogLookup, query: dict[str, Any], budget: float, refused: type[Exception]) -> bytes | None:
@@ -228,10 +244,9 @@ def _post(settings: TlogLookup, query: dict[str, Any], budget: float, refused: t
 
 
 def _parse(raw: bytes) -> list[LogEntry]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return []
+    # strict: duplicate keys refused, and a bounded depth (a deeply nested answer would otherwise
+    # raise RecursionError out of the verifier)
+    doc = strict_json(raw, what="Rekor's answer to the entry search", error=TlogInvalid)
     if not isinstance(doc, list):
         return []
     out: list[LogEntry] = []

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..dsse import Envelope
+from ..dsse import Envelope, strict_json
 from ..errors import VerificationError
 from ..verdict import TlogResult
 from . import keys
@@ -116,10 +115,9 @@ def _inclusion_proof(p: Any, decode: Callable[[Any, str], bytes], checkpoint: st
     )
 
 def _kind(body: bytes) -> tuple[str, str, dict[str, Any]]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TlogInvalid(f"the log entry body is not JSON: {exc}") from exc
+    # strict JSON: duplicate keys refused (two readers must not see two entries), bounded depth
+    # (a deeply nested body must be a refusal, not a RecursionError)
+    doc = strict_json(body, what="the log entry body", error=TlogInvalid)
     if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
         raise TlogInvalid("the log entry body has no spec object")
     return str(doc.get("kind", "")), str(doc.get("apiVersion", "")), doc
@@ -127,10 +125,9 @@ def _kind(body: bytes) -> tuple[str, str, dict[str, Any]]:
 
 def parse_cosign_bundle(text: str) -> LogEntry:
     """cosign's ``dev.sigstore.cosign/bundle`` annotation (``{"SignedEntryTimestamp","Payload"}``)."""
-    try:
-        doc = json.loads(text)
-    except (ValueError, TypeError) as exc:
-        raise TlogInvalid(f"the cosign Rekor bundle annotation is not JSON: {exc}") from exc
+    if not isinstance(text, str):
+        raise TlogInvalid("the cosign Rekor bundle annotation is not a string")
+    doc = strict_json(text, what="the cosign Rekor bundle annotation", error=TlogInvalid)
     if not isinstance(doc, dict) or not isinstance(doc.get("Payload"), dict):
         raise TlogInvalid("the cosign Rekor bundle annotation has no Payload object")
     payload = doc["Payload"]

@@ -188,12 +188,22 @@ def test_signature_failure_is_reported_before_the_timestamp(tsa: TsaServer, env:
 # --------------------------------------------------------------------------- keyless signers
 
 
-def _keyless(test_sigstore: TestSigstore, tsa: TsaServer, *, require_tlog: bool = False, with_tsa: bool = True) -> TrustConfig:
+def _keyless(
+    test_sigstore: TestSigstore, tsa: TsaServer, *, require_tlog: bool = False, with_tsa: bool = True, stamp_opt_in: bool = True
+) -> TrustConfig:
+    """Keyless trust with this TSA; ``stamp_opt_in`` is attestation.keylessTimestampWithoutTlog
+    (what ``stella attest verify --insecure-ignore-tlog`` sets), needed for a timestamp to replace
+    the log entry."""
     doc = test_sigstore.trusted_root()
     if with_tsa:
         doc["timestampAuthorities"] = [tsa_entry(tsa)]
     roots = SigstoreRoots(trusted_root_json=json.dumps(doc).encode(), trusted_root_source="trusted_root.json", offline=True)
-    return TrustConfig(authorities=(KeylessAuthority(name="ci", issuer=ISSUER, subject=IDENTITY),), require_tlog=require_tlog, sigstore=roots)
+    return TrustConfig(
+        authorities=(KeylessAuthority(name="ci", issuer=ISSUER, subject=IDENTITY),),
+        require_tlog=require_tlog,
+        sigstore=roots,
+        keyless_timestamp_without_tlog=stamp_opt_in and not require_tlog,
+    )
 
 
 def _keyless_candidate(att: Any, ann: str, *, with_bundle: bool = False) -> Any:
@@ -259,6 +269,50 @@ def test_keyless_timestamp_does_not_replace_the_log_when_require_tlog(test_sigst
     cand = _keyless_candidate(att, annotation(tsa.timestamp(att.envelope)))
     res = verify_candidate(cand, IMAGE_DIGEST, _keyless(test_sigstore, tsa, require_tlog=True))
     assert res.errors[0].reason == "TLOG_MISSING"
+
+
+def test_keyless_timestamp_does_not_replace_the_log_without_the_opt_in(test_sigstore: TestSigstore, tsa: TsaServer) -> None:
+    """requireTlog: false relaxes key signers only: a keyless attestation that was never logged
+    stays TLOG_MISSING, even with a valid timestamp from a configured TSA, unless
+    keylessTimestampWithoutTlog is set (the same attestation then verifies)."""
+    att = test_sigstore.attest(statement())
+    cand = _keyless_candidate(att, annotation(tsa.timestamp(att.envelope)))
+    res = verify_candidate(cand, IMAGE_DIGEST, _keyless(test_sigstore, tsa, stamp_opt_in=False))
+    assert not res.verified and res.errors[0].reason == "TLOG_MISSING", res.errors
+    assert "keylessTimestampWithoutTlog" in res.errors[0].hint
+    assert verify_candidate(cand, IMAGE_DIGEST, _keyless(test_sigstore, tsa)).verified
+
+
+def test_provider_config_require_tlog_false_with_tsa_still_needs_the_log_for_keyless(
+    test_sigstore: TestSigstore, tsa: TsaServer, tmp_path: Any
+) -> None:
+    """The provider's own configuration path (parse_config): requireTlog: false and a TSA in the
+    trusted root do not make a keyless attestation that was never logged acceptable; only the
+    explicit attestation.keylessTimestampWithoutTlog: true does."""
+    from stellaops.config import describe, parse_config
+    from stellaops.errors import ConfigError
+
+    doc = test_sigstore.trusted_root()
+    doc["timestampAuthorities"] = [tsa_entry(tsa)]
+    (tmp_path / "trusted_root.json").write_text(json.dumps(doc))
+    base = (
+        "attestation:\n"
+        f"  trustRoots: {{offline: true, bundlePath: {tmp_path / 'trusted_root.json'}}}\n"
+        f"  authorities: [{{name: ci, keyless: {{issuer: '{ISSUER}', subject: '{IDENTITY}'}}}}]\n"
+    )
+    att = test_sigstore.attest(statement())
+    cand = _keyless_candidate(att, annotation(tsa.timestamp(att.envelope)))  # timestamped, never logged
+    relaxed = parse_config(base + "  requireTlog: false\n", env={})
+    res = verify_candidate(cand, IMAGE_DIGEST, relaxed.trust)
+    assert not res.verified and res.errors[0].reason == "TLOG_MISSING", res.errors
+    opted = parse_config(base + "  requireTlog: false\n  keylessTimestampWithoutTlog: true\n", env={})
+    res = verify_candidate(cand, IMAGE_DIGEST, opted.trust)
+    assert res.verified and res.timestamps and res.tlog.to_json() == {"verified": False, "required": False}, res.errors
+    assert opted.trust.fingerprint != relaxed.trust.fingerprint  # cached verdicts of one are never served for the other
+    assert describe(opted)["keylessTimestampWithoutTlog"] is True and describe(relaxed)["keylessTimestampWithoutTlog"] is False
+    with pytest.raises(ConfigError) as info:  # contradicts requireTlog: true
+        parse_config(base + "  requireTlog: true\n  keylessTimestampWithoutTlog: true\n", env={})
+    assert "attestation.keylessTimestampWithoutTlog" in str(info.value) and "requireTlog: false" in info.value.hint
 
 
 def test_keyless_timestamp_ignored_without_tsa_so_the_log_is_needed(test_sigstore: TestSigstore, tsa: TsaServer) -> None:
