@@ -5,10 +5,11 @@ Worker model (docs/operations.md, measured in docs/benchmarks.md): the work per 
 waiting on registries plus short crypto, so threaded workers (``server.workers`` processes ×
 ``server.threads`` threads) serve concurrent Gatekeeper calls; each process also keeps a bounded
 verification pool (``server.verifyConcurrency``). The worker class is always
-:class:`stellaops.tlsworker.TLSHandshakeWorker`: gunicorn's ``gthread`` with the TLS handshake done
-in the worker's event loop, so clients that never finish a handshake cannot hold the threads, and
-graceful closes drained there instead of blocking it (with ``--plain-http`` only the latter differs
-from ``gthread``). TLS certificates are re-read when their files change
+:class:`stellaops.tlsworker.TLSHandshakeWorker`: gunicorn's ``gthread`` with the TLS handshake and
+the request head (plus a small body) read in the worker's event loop under one deadline, so
+clients that never finish a handshake or trickle a request cannot hold the threads; the threads
+read anything larger under a deadline of their own, and graceful closes are drained in the loop
+instead of blocking it (with ``--plain-http`` the same, minus the handshake). TLS certificates are re-read when their files change
 (cert-manager rotation) by a watcher thread in each worker.
 """
 
@@ -41,7 +42,7 @@ def settings(config: Config, *, host: str | None = None, port: int | None = None
     out: dict[str, Any] = {
         "bind": [f"{_bracket(host or config.server.host)}:{port or config.server.port}"],
         "workers": config.server.workers,
-        "worker_class": "stellaops.tlsworker.TLSHandshakeWorker",  # gthread + event-loop TLS handshakes
+        "worker_class": "stellaops.tlsworker.TLSHandshakeWorker",  # gthread + event-loop TLS handshakes and request heads
         "threads": config.server.threads,
         "timeout": 30,
         "graceful_timeout": 10,

@@ -165,3 +165,51 @@ class Flood:
             time.sleep(0.05)
         for s, _, _ in conns:
             s.close()
+
+
+@dataclass
+class Trickle:
+    """Sends ``piece`` (nothing if empty) on each socket every ``gap`` s until stopped, recording
+    which sockets the server cut (a send failed, or the server closed or reset it)."""
+
+    socks: list[socket.socket]
+    piece: bytes = b"X"
+    gap: float = 0.2
+    cut: set[int] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name="trickle", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def wait_all_cut(self, within: float) -> bool:
+        end = time.monotonic() + within
+        while time.monotonic() < end and len(self.cut) < len(self.socks):
+            time.sleep(0.05)
+        return len(self.cut) == len(self.socks)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for i, s in enumerate(self.socks):
+                if i in self.cut:
+                    continue
+                try:
+                    if self.piece:
+                        s.settimeout(0.5)
+                        s.sendall(self.piece)
+                    s.setblocking(False)
+                    gone = s.recv(4096) == b""  # an error answer first: look again next round
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    gone = False
+                except OSError:  # ssl.SSLError included
+                    gone = True
+                if gone:
+                    self.cut.add(i)
+            time.sleep(self.gap)
