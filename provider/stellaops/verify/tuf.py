@@ -48,8 +48,11 @@ TRUSTED_ROOT_TARGET = "trusted_root.json"
 SOCKET_TIMEOUT = 10  # seconds, per connect and between bytes (each also capped by the time left)
 FETCH_TIMEOUT_SECONDS = 10.0  # default overall deadline of one refresh (tuf.fetchTimeoutSeconds)
 WAIT_SLACK_SECONDS = 5.0  # outside a request, how much longer than a fetch a caller waits for one
-# Outside a request (CLI, provider start-up) a caller waits at most this long: gunicorn kills a
-# worker whose start-up takes its 30 s timeout. The fetch itself goes on in the background.
+# Outside a request, a caller waits for a mirror fetch as long as the fetch may take (its overall
+# deadline, fetchTimeoutSeconds, plus WAIT_SLACK_SECONDS); the provider's start-up prefetch runs
+# under a deadline of its own (app.PREFETCH_SECONDS). Public-good Sigstore's fetch has no overall
+# deadline (sigstore-python's client), so a caller outside a request waits at most this long for
+# it; the fetch itself goes on in the background.
 MAX_WAIT_SECONDS = 20.0
 RETRY_SECONDS = 30.0  # after a failed refresh, serve the last good material this long before asking again
 USER_AGENT = "stellaops-attest"
@@ -527,7 +530,7 @@ def mirror_document(mirror: TufMirror, validate: Callable[[bytes], object] | Non
         refresh_seconds=mirror.refresh_seconds,
         max_stale_seconds=mirror.max_stale_seconds,
         validate=validate,
-        wait_seconds=min(mirror.fetch_timeout_seconds + WAIT_SLACK_SECONDS, MAX_WAIT_SECONDS),
+        wait_seconds=mirror.fetch_timeout_seconds + WAIT_SLACK_SECONDS,
     )
 
 
