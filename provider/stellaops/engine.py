@@ -302,10 +302,8 @@ class Engine:
             res = self._verify(c, c.attached_to or digest, self.config.trust)
             if not res.digest:
                 res = replace(res, digest=c.attached_to or digest)
-            # verify_candidate says whether a verified attestation needed its log entry; for the
-            # others, the configuration says
-            if not res.verified and res.tlog.required != self.config.trust.require_tlog:
-                res = replace(res, tlog=replace(res.tlog, required=self.config.trust.require_tlog))
+            # verify_candidate says whether the attestation needs its log entry (requireTlog, or a
+            # keyless signer), verified or not: its answer stands
             if not res.envelope_digest:
                 unnamed.append(res)
                 continue

@@ -21,7 +21,8 @@ graceful shutdown, and changes only what happens before a connection reaches the
 4. only then does the connection go to a pool thread, whose gunicorn parser reads the buffered
    bytes first (:class:`_DeadlineReader`); anything it still has to read from the socket (a
    larger or chunked body) must arrive within :data:`POOL_READ_SECONDS` (5 s, gunicorn's own
-   worker data timeout) of the hand-over, bounded before each ``recv``;
+   worker data timeout) of the thread starting on the request, bounded before each ``recv``,
+   and every send of the answer within :data:`SEND_SECONDS` (a client that does not read is cut);
 5. a kept-alive connection goes back to the selector after its response, as in gthread, and
    when it becomes readable again step 3 and 4 repeat for its next request;
 6. steps 2 and 3 have one absolute deadline, ``STELLAOPS_HANDSHAKE_TIMEOUT_SECONDS`` (default
@@ -35,7 +36,8 @@ graceful shutdown, and changes only what happens before a connection reaches the
    Gatekeeper has pods, or from behind the same SNAT address as Gatekeeper, still can).
 
 A pool thread thus only ever sees a connection that completed its handshake and sent its whole
-request head, and holds it at most :data:`POOL_READ_SECONDS` for reads. Graceful closes (after a
+request head (up to the loop's 64 KiB buffer; gunicorn's own limits bound larger heads), and
+holds it at most :data:`POOL_READ_SECONDS` for reads and :data:`SEND_SECONDS` per send. Graceful closes (after a
 ``Connection: close`` answer) also happen in the loop: gthread drains the peer there with a
 blocking read of up to 2 s, so peers that never close would stall every handshake; here the
 drain is one more selector entry with the same 2 s / 64 KiB limits, at most
@@ -44,8 +46,10 @@ EMFILE/ENFILE the oldest pending connection or drain is dropped; with none to dr
 stops polling its listener for :data:`EMFILE_PAUSE_SECONDS` instead of spinning on it. Without
 TLS (``stella serve --plain-http``) the same steps run, minus the handshake.
 
-Residual: response writes are gthread's blocking sends (a client that does not read a large
-answer holds its thread until gunicorn's ``timeout``); the provider's answers are small.
+After an answer, bytes of the next request that TLS already decrypted are moved to the
+parser's buffer (:meth:`TLSHandshakeWorker.finish_request`): they do not make the socket
+readable, so gthread would park such a connection unanswered. Residual: a client may choose a
+body the loop does not buffer, or not read its answer, and hold a thread up to 5 s that way.
 """
 
 from __future__ import annotations
@@ -82,12 +86,30 @@ HANDSHAKE_TIMEOUT = _positive_env("STELLAOPS_HANDSHAKE_TIMEOUT_SECONDS", "1.0", 
 MAX_HANDSHAKES = _positive_env("STELLAOPS_MAX_HANDSHAKES", "256", int)
 ACCEPT_BATCH = 16  # connections accepted per wake-up, so a flood does not outpace the loop
 BUFFER_BYTES = 65536  # request head (+ small body) buffered in the loop before the pool reads on
-POOL_READ_SECONDS = DEFAULT_WORKER_DATA_TIMEOUT  # reads left to the pool thread, from hand-over
+POOL_READ_SECONDS = DEFAULT_WORKER_DATA_TIMEOUT  # reads left to the pool thread, from when it starts on the request
+SEND_SECONDS = DEFAULT_WORKER_DATA_TIMEOUT  # each blocking send of a response: a client that does not read is cut
+# accept(2) passes these network errors of the new connection through; retry, as the man page says
+_ACCEPT_RETRY = frozenset(
+    getattr(errno, name)
+    for name in ("EAGAIN", "EWOULDBLOCK", "ECONNABORTED", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN",
+                 "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "EPERM")
+    if hasattr(errno, name)
+)
+# out of a kernel resource: pause accepting briefly, like EMFILE with nothing to drop
+_ACCEPT_PAUSE = frozenset({errno.ENOBUFS, errno.ENOMEM})
 EMFILE_PAUSE_SECONDS = 0.1  # out of descriptors with nothing to drop: stop polling the listener
 
 LINGER_SECONDS = 2.0  # gunicorn's graceful close: drain the peer this long at most …
 LINGER_BYTES = 65536  # … and this much
 _ABORT = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close with RST, keep nothing queued
+
+
+class ResponseDeadlineError(ConnectionResetError):
+    """A response could not be sent within :data:`SEND_SECONDS` (the client does not read).
+    ECONNRESET on purpose, as :class:`RequestDeadlineError`: a client gone, not a server fault."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECONNRESET, f"response not taken by the client within {SEND_SECONDS:g} s; closing")
 
 
 class RequestDeadlineError(ConnectionResetError):
@@ -155,8 +177,14 @@ class BufferedConn(LingeringConn):
         self.head_ready = False  # set by the loop for one hand-over to the pool
         self.data_ready = True  # never gthread's "wait for data" in the pool
 
-    def init(self) -> None:  # the parser is made by the loop at the first hand-over
-        self.initialized = True
+    def init(self) -> None:
+        """Called by gthread in the pool thread before each request, right after it made the
+        socket blocking: bound every send (a client that pipelines requests and never reads
+        the answers would hold the thread for ever) and start this request's read deadline now,
+        not at hand-over (a request queued behind busy threads keeps its full time)."""
+        self.initialized = True  # the parser is made by the loop at the first hand-over
+        self.sock.settimeout(SEND_SECONDS)
+        self.reader.deadline = time.monotonic() + POOL_READ_SECONDS
 
 
 class _Pending:
@@ -252,9 +280,14 @@ class TLSHandshakeWorker(ThreadWorker):  # type: ignore[misc]
                         continue
                     self._pause_accepting()
                     return
-                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                    raise
-                return
+                if exc.errno in _ACCEPT_PAUSE:
+                    self._pause_accepting()
+                    return
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return
+                if exc.errno in _ACCEPT_RETRY:
+                    continue  # that connection failed; the next may be fine
+                raise
             self.nr_conns += 1
             self._start(raw, client, listener.getsockname())
 
@@ -331,6 +364,26 @@ class TLSHandshakeWorker(ThreadWorker):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ pool hand-over
 
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError as exc:  # a send timed out (SEND_SECONDS): the client does not read
+            raise ResponseDeadlineError() from exc
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """Before gthread decides where a kept-alive connection goes: bytes of the next request
+        that TLS already decrypted (``pending()``) do not make the socket readable, so the
+        selector would never fire for them. Move them to the parser's buffer, which gthread
+        checks and then hands the connection straight back (:meth:`enqueue_req`)."""
+        if isinstance(conn, BufferedConn) and isinstance(conn.sock, ssl.SSLSocket) and conn.parser is not None:
+            try:
+                unreader = conn.parser.unreader
+                if not fs.cancelled() and fs.result() is True and not unreader.buf.getvalue() and conn.sock.pending():
+                    unreader.unread(conn.sock.recv(conn.sock.pending()))
+            except Exception:  # noqa: BLE001 - gthread's own handling below sees the same failure
+                pass
+        super().finish_request(conn, fs)
+
     def enqueue_req(self, conn: Any) -> None:
         """gthread calls this for a kept-alive connection that became readable, or one with
         pipelined bytes already read: its next request head is buffered in the loop first."""
@@ -364,7 +417,6 @@ class TLSHandshakeWorker(ThreadWorker):  # type: ignore[misc]
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.reader, conn.client)
         conn.parser.unreader.unread(bytes(entry.buf))
-        conn.reader.deadline = time.monotonic() + POOL_READ_SECONDS
         conn.head_ready = True
         self.enqueue_req(conn)
 

@@ -404,6 +404,66 @@ def test_pipelined_and_kept_alive_requests_are_served_with_split_heads(tmp_path:
         s.close()
 
 
+def _post(body: bytes) -> bytes:
+    return (b"POST /gatekeeper/v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+
+
+def test_a_request_pipelined_behind_a_large_body_in_one_tls_record_is_answered(
+    tmp_path: Path, provider_factory: Callable[..., ProviderProcess]
+) -> None:
+    """A body too large for the loop is read by the pool thread exactly to its end; the next
+    request, in the same TLS record, is then already decrypted inside the SSL socket, which
+    never makes the socket readable: gthread parked the connection and never answered it. The
+    bytes are moved to the parser's buffer before the connection goes back to the loop."""
+    p, ctx = _two_threads(tmp_path, provider_factory, "tls")
+    s = _connect(p.port, ctx)
+    try:
+        big = PROVIDER_REQUEST[:-1] + b" " * 110_000 + b"}"
+        s.sendall(_post(big) + _post(PROVIDER_REQUEST))
+        answers = _read_answers(s, 2)
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
+    finally:
+        s.close()
+
+
+def test_a_client_that_never_reads_its_answers_cannot_hold_a_thread(tmp_path: Path, provider_factory: Callable[..., ProviderProcess]) -> None:
+    """Two clients pipeline requests for a large answer and never read: gthread's blocking
+    sends held both threads for ever (its heartbeat comes from the loop, so no timeout ever
+    killed them). Each send is now bounded (SEND_SECONDS, 5 s): a third client is served within
+    the bound and the hogs are cut, without an error logged as a server fault."""
+    import threading
+
+    p, ctx = _two_threads(tmp_path, provider_factory, "tls")
+    hogs: list[socket.socket] = []
+
+    def hog() -> None:
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", p.port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost") if ctx else raw
+        hogs.append(s)
+        s.settimeout(20)
+        try:
+            for _ in range(2000):  # until the server stops taking requests: its answers fill the buffers
+                s.sendall(b"GET /openapi.yaml HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=hog, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(3)  # both threads of the worker are now blocked sending to the hogs
+        first = gatekeeper_call(p.port, ctx, 12)  # within one send deadline (5 s) plus slack
+        assert first[0], f"a client that does not read held the threads: {first[1]}"
+        assert gatekeeper_call(p.port, ctx, 1.5)[0]
+    finally:
+        for h in hogs:
+            h.close()
+    assert "Socket error processing request" not in p.log() and "Traceback" not in p.log(), p.log()[-2000:]
+
+
 def _read_answers(s: socket.socket, count: int) -> list[bytes]:
     """``count`` HTTP answers (each with a Content-Length) read from ``s``."""
     data, out = b"", []

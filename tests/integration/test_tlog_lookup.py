@@ -521,17 +521,22 @@ def test_drops_an_entry_whose_body_is_deeply_nested(world: World, front: RekorFr
     assert not res.verified and res.errors[0].reason == "TLOG_MISSING", res.errors
 
 
-def test_an_answer_that_fails_verification_is_not_cached(world: World, front: RekorFront) -> None:
-    """A forged answer is refused, and not kept: once Rekor answers truthfully the next
-    verification asks again and verifies (before, the forgery was served from the cache for an
-    hour)."""
+def test_an_answer_that_fails_verification_is_cached_only_briefly(world: World, front: RekorFront, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forged answer is refused, and kept only for the short "not found" time (re-verified on
+    each use, so refused again without a request per admission); once that time is over and
+    Rekor answers truthfully the next verification asks again and verifies (before the first
+    fix, the forgery was served from the cache for an hour)."""
     [doc] = json.loads(_real_answer(world, world.stripped))
     [(uuid, entry)] = doc.items()
     entry["integratedTime"] -= 3600
     front.reset("replay", replay=json.dumps([{uuid: entry}]).encode())
     trust = _trust(world, front.url)
-    assert verify_candidate(_candidate(world.stripped), world.stripped.digest, trust).errors[0].reason == "TLOG_INVALID"
+    for _ in range(2):
+        assert verify_candidate(_candidate(world.stripped), world.stripped.digest, trust).errors[0].reason == "TLOG_INVALID"
+    assert front.seen == ["POST /api/v1/log/entries/retrieve"]
     front.reset("forward")
+    base = time.monotonic
+    monkeypatch.setattr(rekor_lookup, "time", type("Later", (), {"monotonic": staticmethod(lambda: base() + rekor_lookup.NOT_FOUND_TTL + 1)}))
     res = verify_candidate(_candidate(world.stripped), world.stripped.digest, trust)
     assert res.verified and res.tlog.looked_up, res.errors
     assert front.seen == ["POST /api/v1/log/entries/retrieve"]

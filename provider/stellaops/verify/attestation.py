@@ -8,28 +8,33 @@
 2. payloadType is ``application/vnd.in-toto+json``           → PAYLOAD_TYPE_INVALID
 3. signatures: every signature against every authority — key authorities by the key type's
    algorithm over PAE; keyless authorities through the certificate carried with the envelope:
-   its key signs PAE (SIGNATURE_INVALID); then what needs no time, before anything is asked of
-   Rekor: the chain reaches a configured Fulcio CA at the certificate's own start
-   (CERTIFICATE_INVALID), an embedded SCT verifies (SCT_INVALID), the SAN identity and OIDC
-   issuer match an authority, exactly or by a whole-value RE2 match (IDENTITY_MISMATCH;
-   UNTRUSTED_SIGNER when no keyless authority is configured); then the time: log entries
-   (attached, or found by the online lookup) whose integrated time the chain is valid at
-   (TLOG_MISSING / CERTIFICATE_INVALID). No signer → the most specific of those reasons. A
-   cosign RFC 3161 timestamp annotation on a ``.att`` layer is verified when timestamp
-   authorities are configured (TIMESTAMP_INVALID; ignored otherwise, as cosign without
-   --timestamp-certificate-chain); it must cover the envelope or a signature that verified; the
-   certificate must be valid at its time too, and it replaces a keyless log entry only with
-   ``requireTlog: false`` and ``keylessTimestampWithoutTlog: true``.
+   its key signs PAE (SIGNATURE_INVALID); then what needs no time: the chain reaches a
+   configured Fulcio CA at the certificate's own start (CERTIFICATE_INVALID), an embedded SCT
+   verifies (SCT_INVALID), the SAN identity and OIDC issuer match an authority, exactly or by a
+   whole-value RE2 match (IDENTITY_MISMATCH; UNTRUSTED_SIGNER when no keyless authority is
+   configured). No signer → the most specific of those reasons. A cosign RFC 3161 timestamp
+   annotation on a ``.att`` layer (or a key-signed bundle's timestamps) is verified when
+   timestamp authorities are configured (TIMESTAMP_INVALID; ignored otherwise, as cosign without
+   --timestamp-certificate-chain); it must cover the envelope or a signature that verified — a
+   certificate's signatures count only once its chain, SCT and identity passed.
 4. statement: strict in-toto Statement v0.1/v1              → MALFORMED_STATEMENT
 5. subject: some subject digest equals the image digest      → SUBJECT_MISMATCH
+   Only then the keyless time (nothing is asked of Rekor for an attestation of another image):
+   log entries (attached, or found by the online lookup) whose integrated time the chain is
+   valid at (TLOG_MISSING / CERTIFICATE_INVALID); the certificate must be valid at a verified
+   timestamp's time too, which replaces a keyless log entry only with ``requireTlog: false``
+   and ``keylessTimestampWithoutTlog: true``. A failure drops the keyless signer; a transient
+   one (Rekor unreachable, TUF mirror down) is raised even when a key signer verified.
 6. transparency log: SET, inclusion proof + checkpoint when present, entry bound to this
-   envelope and signer (TLOG_INVALID / TLOG_MISSING); every entry is tried, the first that
-   passes counts. ``requireTlog: false`` skips a missing or failing entry for key signers
-   only; keyless always needs it (its verified time) unless the timestamp opt-in above.
+   envelope and to *one* signer (TLOG_INVALID / TLOG_MISSING): each signer needs an entry that
+   records it — a key signer its key (or a certificate holding that key), a keyless signer its
+   certificate; every entry is tried, the first that passes counts. A signer without one is
+   dropped (keyless always; key signers under ``requireTlog``); no signer left → the failure.
    With ``attestation.tlogLookup`` on (never offline), a required entry that is not attached is
    searched in Rekor as cosign does and then checked like an attached one (inclusion proof
    required); Rekor unreachable → ``TLOG_UNREACHABLE``, raised (transient), not a verdict.
-   Sigstore bundles with a certificate are also verified by sigstore-python.
+   Sigstore bundles with a certificate are also verified by sigstore-python, on a copy holding
+   only the keyless signer's accepted entry (a Rekor v2 entry is verified only by it).
 7. predicate type from the signed statement; predicate summary; ``created``.
 """
 
@@ -48,7 +53,7 @@ from .. import dsse
 from ..candidate import KIND_BUNDLE, KIND_DSSE, Candidate
 from ..errors import StellaError, VerificationError
 from ..predicates import inline_predicate, signed_time
-from ..trust import KeyAuthority, TrustConfig
+from ..trust import TrustConfig
 from ..verdict import AttestationResult, ErrorItem, Signer, TimestampResult, TlogResult
 from . import keys
 
@@ -76,6 +81,7 @@ class _Material:
     chain: list[x509.Certificate] = field(default_factory=list)
     tlog_entries: list[Any] = field(default_factory=list)  # tlog.LogEntry, unverified
     tlog_error: StellaError | None = None  # an entry was present but could not be parsed
+    tlog_raw: list[Any] = field(default_factory=list)  # a bundle's tlogEntries[] items, aligned with tlog_entries
     bundle_json: bytes | None = None
     envelope_digest: str = ""
     require_proof: bool = False  # sigstore bundles v0.2+ must carry inclusion proofs
@@ -141,6 +147,7 @@ def _parse_bundle(data: bytes) -> _Material:
     for e in entries:
         try:
             material.tlog_entries.append(tlog.parse_bundle_entry(e))
+            material.tlog_raw.append(e)
         except StellaError as exc:
             material.tlog_error = exc
     return material
@@ -188,17 +195,40 @@ def _roots(trust: TrustConfig, what: str):  # type: ignore[no-untyped-def]
 
 
 @dataclass
+class _KeySigner:
+    """A key authority whose key verified a signature, and the verifiers a log entry may record
+    for it: the key's SPKI DER, and the attached certificate's DER only when that certificate
+    holds this very key (never a certificate that merely came along)."""
+
+    signer: Signer
+    ders: list[bytes]
+
+
+@dataclass
 class _Signers:
-    signers: list[Signer] = field(default_factory=list)
-    key_signers: list[KeyAuthority] = field(default_factory=list)
-    keyless_used: bool = False
-    verifier_ders: list[bytes] = field(default_factory=list)
+    key_signed: list[_KeySigner] = field(default_factory=list)
+    keyless: list[Signer] = field(default_factory=list)  # keyless signers (time-free checks passed, then dated)
+    cert_der: bytes = b""
+    cert_sigs: list[bytes] = field(default_factory=list)  # signatures the certificate's key made
     keyless_error: StellaError | None = None
     deferred: bool = False  # chain/SCT/time/log left to sigstore-python (Rekor v2 bundle)
     timestamp: Any = None  # the first verified timestamp (timestamp.VerifiedTimestamp)
     timestamps: list[Any] = field(default_factory=list)  # every verified timestamp, for the verdict
     keyless_timestamped: bool = False  # the certificate was checked at a verified timestamp's time
     keyless_entries: list[Any] = field(default_factory=list)  # entries at whose integrated time the certificate is valid
+    keyless_entry: Any = None  # the log entry accepted for the keyless signer (tlog.LogEntry)
+
+    @property
+    def keyless_used(self) -> bool:
+        return bool(self.keyless)
+
+    @property
+    def signers(self) -> list[Signer]:
+        return [k.signer for k in self.key_signed] + self.keyless
+
+    def drop_keyless(self, exc: StellaError) -> None:
+        self.keyless_error, self.keyless = exc, []
+        self.deferred, self.keyless_entries, self.keyless_timestamped = False, [], False
 
 
 _MAX_TIMESTAMPS = 8
@@ -271,12 +301,11 @@ def _keyless_signers(cert: x509.Certificate, trust: TrustConfig) -> list[Signer]
 
 
 def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
-    """The certificate path: fills ``result`` or sets ``keyless_error``.
-
-    What needs no time of signing is checked first, as cosign does: the chain to a configured
-    Fulcio CA at the certificate's own start of validity, the SCT, the identity. Only a
-    certificate that passes them may cost a Rekor lookup; then the certificate is checked again
-    at the verified time (each log entry's integrated time, a verified timestamp's time)."""
+    """The certificate's checks that need no time of signing, as cosign orders them: its key
+    signed the envelope, the chain reaches a configured Fulcio CA at the certificate's own start
+    of validity, the SCT, the identity. Fills ``result.keyless`` or sets ``keyless_error``; the
+    time of signing (log entries, the online lookup, timestamps) is :func:`_date_keyless`'s, after
+    the statement and subject checks. Transient errors (a TUF mirror) are raised, never swallowed."""
     from . import keyless
 
     cert = m.certificate
@@ -298,18 +327,41 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
             )
         chain = keyless.verify_chain(cert, m.chain, root, cert.not_valid_before_utc)
         keyless.verify_sct(cert, chain[0] if chain else cert, root)
-        signers = _keyless_signers(cert, trust)
+        result.keyless = _keyless_signers(cert, trust)
+        result.cert_sigs = cert_sigs
+        result.cert_der = keyless.cert_der(cert)
+    except StellaError as exc:
+        if exc.transient:
+            raise  # no verdict: the next call retries
+        result.drop_keyless(exc)
+
+
+def _date_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
+    """The keyless signer's time of signing, after the statement and subject checks (so an
+    attestation of another image never costs a Rekor lookup): the attached entries, or those the
+    online lookup finds, and a verified timestamp; the certificate must be valid at each time
+    used. On failure the keyless signer is dropped (the error is raised when no signer is left);
+    transient errors are raised."""
+    from . import keyless
+
+    if not result.keyless:
+        return
+    cert = m.certificate
+    assert cert is not None
+    try:
+        root = _roots(trust, "keyless")
+        assert root is not None
         # a verified timestamp over the envelope or over this certificate's signature fixes a time
         # of signing (cosign: the certificate must be valid then)
         stamp = result.timestamp
-        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in cert_sigs):
+        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in result.cert_sigs):
             stamp = None
         stamp_only = stamp is not None and _keyless_stamp_allowed(trust)
         if not m.tlog_entries and m.tlog_error is None and not stamp_only:
             # no entry attached: the online lookup (when on) may find it; its integrated time then
             # dates the certificate below, and _check_tlog verifies the entry (SET, inclusion proof,
             # bound to this envelope and certificate) before anything is accepted
-            _look_up(m, trust, [keyless.cert_der(cert)])
+            _look_up(m, trust, _lookup_verifiers(trust, result))
         if m.tlog_error is not None and not m.tlog_entries:
             raise m.tlog_error  # an attached entry that cannot be read is never ignored for keyless
         if not m.tlog_entries:
@@ -340,7 +392,7 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                     )
                 # A Rekor v2 bundle: the time comes from RFC 3161 timestamps, which only
                 # sigstore-python verifies. It checks chain, SCT, timestamps and the log entry
-                # (the mandatory gate below).
+                # (the mandatory gate in verify_candidate).
                 result.deferred = True
             else:
                 # Each entry's time is authenticated by its SET in the tlog step, which tries these
@@ -358,61 +410,78 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
             if stamp is not None:  # both times are checked, as cosign does
                 keyless.verify_chain(cert, m.chain, root, stamp.time)
                 result.keyless_timestamped = True
-        result.signers.extend(signers)
-        result.keyless_used = True
-        result.verifier_ders.append(keyless.cert_der(cert))
     except StellaError as exc:
-        result.keyless_error = exc
-        result.deferred = False
-        result.keyless_entries = []
+        if exc.transient:
+            raise  # Rekor unreachable, TUF mirror down: no verdict, even when a key signer verified
+        result.drop_keyless(exc)
+        if not result.key_signed:
+            raise
 
 
 def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
     result = _Signers()
     pae = m.envelope.pae
-    verified_sigs: list[bytes] = []  # raw bytes of every signature that verified for some signer
+    verified_sigs: list[bytes] = []  # raw bytes of every signature that verified for a trusted signer
+    cert_spki = keys.public_key_der(m.certificate.public_key()) if m.certificate is not None else b""  # type: ignore[arg-type]
     for authority in trust.key_authorities:
         good = [s.sig for s in m.envelope.signatures if keys.verify_signature(authority.public_key, pae, s.sig)]
         verified_sigs.extend(good)
         if good:
-            result.signers.append(Signer(kind="key", authority=authority.name, key_id=authority.key_id))
-            result.key_signers.append(authority)
-            result.verifier_ders.append(keys.public_key_der(authority.public_key))
-            if m.certificate is not None:
+            der = keys.public_key_der(authority.public_key)
+            ders = [der]
+            if m.certificate is not None and cert_spki == der:
                 from . import keyless
 
-                result.verifier_ders.append(keyless.cert_der(m.certificate))
+                ders.append(keyless.cert_der(m.certificate))  # cosign --key with a certificate logs the certificate
+            signer = Signer(kind="key", authority=authority.name, key_id=authority.key_id)
+            result.key_signed.append(_KeySigner(signer, ders))
+    if m.certificate is not None:
+        _check_keyless(m, trust, result)
+    if not result.signers:
+        if result.keyless_error is not None and result.keyless_error.reason != "SIGNATURE_INVALID":
+            raise result.keyless_error
+        names = ", ".join(a.name for a in trust.authorities) or "none configured"
+        sigs = len(m.envelope.signatures)
+        raise SignatureInvalid(
+            f"none of the envelope's {sigs} signature(s) verifies against a configured authority ({names})"
+            + (" and its certificate does not verify either" if m.certificate is not None else ""),
+            hint="sign with a configured key, or add the signer's public key / keyless identity as an authority",
+        )
     if _our_timestamps(m):
-        if m.certificate is not None:
-            cert_key = m.certificate.public_key()
-            verified_sigs.extend(s.sig for s in m.envelope.signatures if keys.verify_signature(cert_key, pae, s.sig))  # type: ignore[arg-type]
+        # a certificate's signatures count only once chain, SCT and identity passed: a timestamp
+        # over a signature by an untrusted certificate covers no trusted signature and is refused
+        verified_sigs.extend(result.cert_sigs)
         # TIMESTAMP_INVALID propagates: a timestamp that is there and checkable must verify
         result.timestamps = _verify_timestamps(m, trust, verified_sigs)
         result.timestamp = result.timestamps[0] if result.timestamps else None
-    if m.certificate is not None:
-        _check_keyless(m, trust, result)
-    if result.signers:
-        return result
-    if result.keyless_error is not None and result.keyless_error.reason != "SIGNATURE_INVALID":
-        raise result.keyless_error
-    names = ", ".join(a.name for a in trust.authorities) or "none configured"
-    sigs = len(m.envelope.signatures)
-    raise SignatureInvalid(
-        f"none of the envelope's {sigs} signature(s) verifies against a configured authority ({names})"
-        + (" and its certificate does not verify either" if m.certificate is not None else ""),
-        hint="sign with a configured key, or add the signer's public key / keyless identity as an authority",
-    )
+    return result
 
 
-def _tlog_needed(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
-    """requireTlog, or a keyless signer — unless ``keylessTimestampWithoutTlog`` let a verified
+def _keyless_needs_log(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
+    """A keyless signer needs its log entry, unless ``keylessTimestampWithoutTlog`` let a verified
     RFC 3161 timestamp fix its time of signing on an attestation that has no log entry."""
-    if trust.require_tlog:
-        return True
     return signers.keyless_used and not (signers.keyless_timestamped and not m.tlog_entries and _keyless_stamp_allowed(trust))
 
 
+def _tlog_needed(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
+    """requireTlog, or a keyless signer (see :func:`_keyless_needs_log`)."""
+    return trust.require_tlog or _keyless_needs_log(m, trust, signers)
+
+
+def _lookup_verifiers(trust: TrustConfig, signers: _Signers) -> list[bytes]:
+    """The verifiers to search Rekor for: the keyless certificate, and with requireTlog each key
+    signer's key (and its certificate), so that one search serves every signer that needs it."""
+    out = [signers.cert_der] if signers.keyless_used else []
+    if trust.require_tlog:
+        out += [d for k in signers.key_signed for d in k.ders]
+    return list(dict.fromkeys(out))
+
+
 def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResult:
+    """Each signer needs its own entry: an entry counts for a signer only when it records that
+    signer's key or certificate. Key signers without one are dropped under requireTlog (kept
+    otherwise); a keyless signer without one is dropped (its time is unproven). No signer left →
+    the first entry's failure. Returns the result of the first accepted entry (keyless first)."""
     from .tlog import TlogInvalid, TlogMissing, verify_entry
 
     needed = _tlog_needed(m, trust, signers)
@@ -421,49 +490,72 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
             return TlogResult()
         if m.tlog_error is not None:
             raise m.tlog_error
-        if not _look_up(m, trust, signers.verifier_ders):
+        if not _look_up(m, trust, _lookup_verifiers(trust, signers)):
             looked = " or found by the online Rekor lookup" if _lookup_settings(trust) is not None else ""
             raise TlogMissing(
                 f"no transparency log entry is attached to this attestation{looked}, and requireTlog is on",
                 hint="upload it to Rekor, or set attestation.requireTlog: false (--insecure-ignore-tlog) for key signers",
             )
-    if signers.deferred:
-        # Rekor v2 (hashedrekord 0.0.2, no SET): verified by sigstore-python right after this
-        entry = m.tlog_entries[0]
-        return TlogResult(verified=True, log_index=entry.log_index, log_id=entry.log_id.hex())
+    # (verifiers, entries to try, needed, keep) per signer; keyless first
+    groups: list[tuple[list[bytes], list[Any], bool, Any]] = []
+    if signers.keyless_used and not signers.deferred:
+        groups.append(([signers.cert_der], signers.keyless_entries, _keyless_needs_log(m, trust, signers), None))
+    for k in signers.key_signed:
+        groups.append((k.ders, m.tlog_entries, trust.require_tlog, k))
     errors: list[StellaError] = []
+    root = None
     try:
         root = _roots(trust, "tlog")
     except StellaError as exc:
-        root = None
+        if exc.transient:
+            raise
         errors.append(exc)
-    if errors:
-        pass
-    elif root is None or not root.rekor:
+    if root is not None and not root.rekor:
+        root = None
         errors.append(TlogInvalid("no Rekor key is configured, so the log entry cannot be verified", hint="configure attestation.trustRoots"))
-    else:
-        # every entry is tried and the first that verifies in full counts (cosign tries each entry
-        # Rekor returns); for keyless signers only those at whose time the certificate is valid
-        entries = signers.keyless_entries if signers.keyless_used else m.tlog_entries
-        for entry in entries:
+    first: TlogResult | None = None
+    accepted: list[Any] = []
+    kept_keys: list[_KeySigner] = []
+    keyless_ok = signers.deferred  # a Rekor v2 entry: sigstore-python decides (verify_candidate)
+    for ders, entries, group_needed, key_signer in groups:
+        ok: TlogResult | None = None
+        for entry in entries if root is not None else []:
             try:
-                result = verify_entry(
-                    entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=signers.verifier_ders, require_proof=m.require_proof
-                )
+                ok = verify_entry(entry, root, m.envelope, envelope_bytes=m.envelope_bytes, verifiers=ders, require_proof=m.require_proof)
             except StellaError as exc:
                 errors.append(exc)
                 continue
-            if m.tlog_looked_up and m.lookup_query is not None:
-                from . import rekor_lookup
+            accepted.append(entry)
+            if key_signer is None:
+                signers.keyless_entry = entry
+            break
+        if ok is not None and first is None:
+            first = ok
+        if key_signer is None:
+            keyless_ok = ok is not None or not group_needed
+        elif ok is not None or not group_needed:
+            kept_keys.append(key_signer)
+        else:
+            _log.info("key signer %s dropped: no verified log entry records its key", key_signer.signer.authority)
+    if m.tlog_looked_up and m.lookup_query is not None and accepted:
+        from . import rekor_lookup
 
-                rekor_lookup.remember(*m.lookup_query, entry)  # only a verified entry is cached for long
-            return replace(result, looked_up=m.tlog_looked_up)
-    if not errors:  # pragma: no cover - every path above either returns or records why not
-        errors.append(TlogMissing("no log entry of this attestation could be checked"))
-    if needed:
+        rekor_lookup.remember(*m.lookup_query, accepted)  # only verified entries are cached for long
+    if not errors:
+        errors.append(TlogMissing("no log entry of this attestation records a signer that verified"))
+    if signers.keyless_used and not keyless_ok:
+        signers.drop_keyless(errors[0])
+    signers.key_signed = kept_keys
+    if not signers.signers:
         raise errors[0]
-    _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
-    return TlogResult()
+    if first is None:
+        if signers.deferred:
+            entry = m.tlog_entries[0]  # verified=True only once sigstore-python passed it
+            return TlogResult(log_index=entry.log_index, log_id=entry.log_id.hex())
+        if m.tlog_entries:
+            _log.info("tlog entry ignored (requireTlog false, key signer): %s", errors[0])
+        return TlogResult()
+    return replace(first, looked_up=m.tlog_looked_up)
 
 
 def _lookup_settings(trust: TrustConfig) -> Any:
@@ -498,13 +590,18 @@ def _look_up(m: _Material, trust: TrustConfig, verifier_ders: list[bytes]) -> bo
 _SIGSTORE_KINDS = (("dsse", "0.0.1"), ("hashedrekord", "0.0.2"))
 
 
-def _sigstore_supports(m: _Material) -> bool:
-    """sigstore-python 4.x verifies DSSE bundles logged as ``dsse`` 0.0.1 (Rekor v1) or
-    ``hashedrekord`` 0.0.2 (Rekor v2); for ``intoto`` entries (older cosign, bundles v0.1/v0.2)
-    our own checks are the only ones."""
-    if m.tlog_looked_up:  # the bundle itself carries no entry: our checks of the looked-up one stand
-        return False
-    return bool(m.tlog_entries) and all((e.kind, e.version) in _SIGSTORE_KINDS for e in m.tlog_entries)
+def _sigstore_entry(m: _Material, signers: _Signers) -> Any:
+    """The raw bundle entry sigstore-python must check again, or None: the entry accepted for the
+    keyless signer when sigstore-python 4.x reads its kind — ``dsse`` 0.0.1 (Rekor v1) or
+    ``hashedrekord`` 0.0.2 (Rekor v2, the deferred path); for ``intoto`` entries (older cosign,
+    bundles v0.1/v0.2) our own checks are the only ones. Other entries in the bundle never turn
+    this check off. A looked-up entry is not in the bundle: our checks of it stand."""
+    if m.bundle_json is None or m.tlog_looked_up or not signers.keyless_used:
+        return None
+    entry = m.tlog_entries[0] if signers.deferred else signers.keyless_entry
+    if entry is None or (entry.kind, entry.version) not in _SIGSTORE_KINDS:
+        return None
+    return next((raw for e, raw in zip(m.tlog_entries, m.tlog_raw, strict=True) if e is entry), None)
 
 
 def _rekor_v2_bundle(m: _Material) -> bool:
@@ -512,13 +609,19 @@ def _rekor_v2_bundle(m: _Material) -> bool:
     return m.bundle_json is not None and m.has_timestamps and (entry.kind, entry.version) == ("hashedrekord", "0.0.2")
 
 
-def _check_with_sigstore(m: _Material, trust: TrustConfig) -> None:
-    """Second, independent check of a certificate-signed sigstore bundle with sigstore-python."""
+def _check_with_sigstore(m: _Material, trust: TrustConfig, raw_entry: Any) -> None:
+    """Second, independent check of a certificate-signed sigstore bundle with sigstore-python, on
+    a copy of the bundle holding only ``raw_entry`` (the entry our checks accepted: sigstore-python
+    4.5 refuses bundles with more than one entry)."""
+    import json
+
     from . import sigstore_bridge
 
     root = _roots(trust, "sigstore")
     assert root is not None and m.bundle_json is not None
-    sigstore_bridge.verify_bundle(m.bundle_json, root, trust.keyless_authorities)
+    doc = json.loads(m.bundle_json)  # already read strictly by _parse_bundle
+    doc["verificationMaterial"]["tlogEntries"] = [raw_entry]
+    sigstore_bridge.verify_bundle(json.dumps(doc).encode(), root, trust.keyless_authorities)
 
 
 def _summary(predicate_type: str, predicate: Any) -> dict[str, Any]:
@@ -572,20 +675,33 @@ def verify_candidate(
     envelope_digest = "sha256:" + hashlib.sha256(candidate.data).hexdigest()
     predicate_type = ""
     signers: tuple[Signer, ...] = ()
-    tlog_result = TlogResult()
+    tlog_result = TlogResult(required=trust.require_tlog)
     try:
         m = _parse(candidate)
+        # until the signers are known: a certificate-signed attestation needs the log as keyless
+        # (unless the timestamp opt-in may stand in for an entry it lacks); the verdict says so
+        # even when it fails before the log step
+        keyless_needs = m.certificate is not None and not (_keyless_stamp_allowed(trust) and not m.tlog_entries)
+        tlog_result = TlogResult(required=trust.require_tlog or keyless_needs)
         envelope_digest = m.envelope_digest or envelope_digest
         dsse.require_intoto(m.envelope)
         found = _check_signatures(m, trust)
-        signers = tuple(found.signers)
         statement = dsse.parse_statement(m.envelope.payload)
         predicate_type = statement.predicate_type
         dsse.require_subject(statement, image_digest)
-        tlog_result = _check_tlog(m, trust, found)
-        tlog_result = replace(tlog_result, required=_tlog_needed(m, trust, found))
-        if found.deferred or (candidate.kind == KIND_BUNDLE and found.keyless_used and _sigstore_supports(m)):
-            _check_with_sigstore(m, trust)
+        # only now anything that may ask Rekor: an attestation of another image never does
+        _date_keyless(m, trust, found)
+        required = _tlog_needed(m, trust, found)
+        tlog_result = replace(_check_tlog(m, trust, found), required=required)
+        raw_entry = _sigstore_entry(m, found)
+        if raw_entry is not None:
+            _check_with_sigstore(m, trust, raw_entry)
+            if found.deferred:  # the Rekor v2 entry is verified now, by sigstore-python
+                entry = m.tlog_entries[0]
+                tlog_result = TlogResult(verified=True, log_index=entry.log_index, log_id=entry.log_id.hex(), required=required)
+        elif found.deferred:
+            raise VerificationError("the Rekor v2 log entry of this bundle cannot be checked", reason="TLOG_INVALID")
+        signers = tuple(found.signers)
         summary = _summary(statement.predicate_type, statement.predicate)
     except StellaError as exc:
         if exc.transient:
@@ -610,6 +726,7 @@ def verify_candidate(
             verified=False,
             source=candidate.source,
             digest=image_digest,
+            tlog=TlogResult(required=tlog_result.required),
             created=candidate.created,
             annotations=dict(candidate.annotations),
             errors=(ErrorItem("INTERNAL_ERROR", f"verification failed unexpectedly: {type(exc).__name__}: {exc}", "this is a bug: report it; the attestation is treated as unverified"),),

@@ -19,10 +19,11 @@ Failures: connection errors, timeouts, 5xx and 429 → :class:`RekorUnreachable`
 answer that is not strict JSON (or nests too deep) → ``TLOG_INVALID``/``LIMIT_EXCEEDED``.
 
 Cache, in memory per (Rekor URL, envelope bytes, verifiers), bounded to ``CACHE_SIZE`` keys:
-"no entry" answers for ``NOT_FOUND_TTL`` (a minute, so an envelope that is in no log is not
-sent to Rekor on every admission, yet one logged since is found soon); an entry only once the
-caller has verified it (:func:`remember`), for ``CACHE_TTL`` (a logged entry never changes).
-Entries that came back but did not verify are never cached: the next admission asks again.
+every answer for ``NOT_FOUND_TTL`` (a minute: "no entry", and entries that came back but turn
+out unusable — forged, logged after the certificate expired — so neither is sent to Rekor on
+every admission, yet one logged since is found soon); the entries the caller has verified
+(:func:`remember`) for ``CACHE_TTL`` (a logged entry never changes). What is cached is still
+verified on every use.
 """
 
 from __future__ import annotations
@@ -202,14 +203,15 @@ def search(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[byte
         raise RekorUnreachable("no time is left in the request deadline for the Rekor lookup", hint=_HINT_SLOW)
     raw = _post(settings, {"entries": proposed_entries(envelope_bytes, verifier_ders)}, budget, _AddressRefused)
     entries = [] if raw is None else _parse(raw)
-    if not entries:
-        CACHE.put(key, (), NOT_FOUND_TTL)
+    # every answer is kept briefly, "none" and "found" alike (the caller verifies what it is
+    # given each time): an entry that turns out unusable does not cost a request per admission
+    CACHE.put(key, tuple(entries), NOT_FOUND_TTL)
     return entries
 
 
-def remember(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[bytes], entry: LogEntry) -> None:
-    """Cache ``entry``, found by :func:`search` with these arguments, once it has verified."""
-    CACHE.put(_cache_key(settings, envelope_bytes, verifier_ders), (entry,), CACHE_TTL)
+def remember(settings: TlogLookup, envelope_bytes: bytes, verifier_ders: list[bytes], entries: list[LogEntry]) -> None:
+    """Cache ``entries``, found by :func:`search` with these arguments, once they have verified."""
+    CACHE.put(_cache_key(settings, envelope_bytes, verifier_ders), tuple(entries), CACHE_TTL)
 
 
 def _post(settings: TlogLookup, query: dict[str, Any], budget: float, refused: type[Exception]) -> bytes | None:

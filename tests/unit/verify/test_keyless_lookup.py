@@ -8,7 +8,7 @@ make the verifier talk to Rekor at all.
   it into a transient error (review M1);
 - every entry Rekor returns is tried; the first that verifies in full counts (review M2), for
   looked-up and for attached entries;
-- only entries that verified are cached (review L3).
+- only entries that verified are cached for long; other answers for a minute (review L3, review 3).
 """
 
 from __future__ import annotations
@@ -278,14 +278,31 @@ def test_attached_entries_are_each_tried(test_sigstore: TestSigstore) -> None:
 # --------------------------------------------------------------------------- L3: cache only what verified
 
 
-def test_an_answer_that_does_not_verify_is_not_cached(test_sigstore: TestSigstore, rekor: FakeRekorFront) -> None:
+def _later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The lookup cache's clock moved ``seconds`` ahead (its TTLs are on time.monotonic)."""
+    import time as real_time
+    import types
+
+    base = real_time.monotonic
+    monkeypatch.setattr(rekor_lookup, "time", types.SimpleNamespace(monotonic=lambda: base() + seconds))
+
+
+def test_an_answer_that_does_not_verify_is_cached_only_briefly(
+    test_sigstore: TestSigstore, rekor: FakeRekorFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged (or otherwise unusable) answer is kept for the short "not found" time only, and
+    re-verified on each use: it is refused again, without a request per admission (review 3,
+    M4), and once that time has passed Rekor is asked again."""
     att = test_sigstore.attest(statement())
     forged = _forged(test_sigstore, att.entry)
     trust = online(test_sigstore.trust(), rekor.url)
     cand = att.legacy(with_bundle=False)
     rekor.answer = rekor_answer(forged)
-    assert verify_candidate(cand, IMAGE_DIGEST, trust).errors[0].reason == "TLOG_INVALID"
-    rekor.answer = rekor_answer(att.entry)  # Rekor answers correctly now: asked again, not served the forgery
+    for _ in range(3):
+        assert verify_candidate(cand, IMAGE_DIGEST, trust).errors[0].reason == "TLOG_INVALID"
+    assert rekor.seen == 1  # before: one request per verification
+    rekor.answer = rekor_answer(att.entry)  # Rekor answers correctly now: asked again once the short TTL is over
+    _later(monkeypatch, rekor_lookup.NOT_FOUND_TTL + 1)
     res = verify_candidate(cand, IMAGE_DIGEST, trust)
     assert res.verified, res.errors
     assert rekor.seen == 2
@@ -310,3 +327,65 @@ def test_no_keyless_authority_is_untrusted_signer_without_lookup(test_sigstore: 
     trust = online(dataclasses.replace(test_sigstore.trust(), authorities=()), url, timeout=0.5)
     res = verify_candidate(test_sigstore.attest(statement()).legacy(with_bundle=False), IMAGE_DIGEST, trust)
     assert res.errors[0].reason == "UNTRUSTED_SIGNER" and not _connected(silent_rekor)
+
+
+# --------------------------------------------------------------------------- review 3: lookup order, transient errors
+
+
+def test_keyless_attestation_of_another_image_never_costs_a_lookup(test_sigstore: TestSigstore, silent_rekor: socket.socket) -> None:
+    """Reviewer's repro A1: a genuine keyless attestation of ANOTHER image, stripped of its entry
+    and attached here. Before: the lookup ran before the subject check, so a silent Rekor raised
+    TLOG_UNREACHABLE (the key → systemError). Now: SUBJECT_MISMATCH, and nothing connects."""
+    from tests.fixtures.keys import OTHER_DIGEST
+
+    rekor_lookup.CACHE.clear()
+    url = f"http://127.0.0.1:{silent_rekor.getsockname()[1]}"
+    cand = test_sigstore.attest(statement(OTHER_DIGEST)).legacy(with_bundle=False)
+    res = verify_candidate(cand, IMAGE_DIGEST, online(test_sigstore.trust(require_tlog=True), url, timeout=0.3))
+    assert not res.verified and res.errors[0].reason == "SUBJECT_MISMATCH", res.errors
+    assert not _connected(silent_rekor)
+
+
+def test_keyless_attestation_of_another_image_is_not_looked_up_on_every_admission(
+    test_sigstore: TestSigstore, rekor: FakeRekorFront
+) -> None:
+    """Reviewer's repro A2: Rekor has the entry, yet the attestation is about another image.
+    Before: one Rekor request per verification. Now: none."""
+    from tests.fixtures.keys import OTHER_DIGEST
+
+    att = test_sigstore.attest(statement(OTHER_DIGEST))
+    rekor.answer = rekor_answer(att.entry)
+    trust = online(test_sigstore.trust(require_tlog=True), rekor.url)
+    for _ in range(3):
+        assert verify_candidate(att.legacy(with_bundle=False), IMAGE_DIGEST, trust).errors[0].reason == "SUBJECT_MISMATCH"
+    assert rekor.seen == 0
+
+
+def test_rekor_unreachable_on_the_keyless_branch_is_raised_even_when_a_key_signer_verified(
+    test_sigstore: TestSigstore, silent_rekor: socket.socket
+) -> None:
+    """Reviewer's repro D: an envelope signed by a configured key and by a genuine keyless
+    identity, no entry attached, requireTlog false, Rekor silent. Before: the keyless branch's
+    TLOG_UNREACHABLE was swallowed and the verdict (key signer only) cached. Now it is raised."""
+    from stellaops import dsse
+    from stellaops.candidate import Candidate, CosignLayerAnnotations
+    from stellaops.trust import KeylessAuthority
+    from stellaops.verify import keys
+
+    from tests.fixtures.keys import key_authority, make_private_key
+    from tests.fixtures.sigstore import IDENTITY, ISSUER
+
+    rekor_lookup.CACHE.clear()
+    rk, leaf, payload = make_private_key("p256"), test_sigstore.issue(), statement()
+    pae = dsse.pae(dsse.PAYLOAD_TYPE_INTOTO, payload)
+    sigs = [{"sig": base64.b64encode(keys.sign(k, pae)).decode()} for k in (rk, leaf.key)]
+    env = json.dumps({"payload": base64.b64encode(payload).decode(), "payloadType": dsse.PAYLOAD_TYPE_INTOTO, "signatures": sigs},
+                     separators=(",", ":")).encode()  # fmt: skip
+    cand = Candidate(kind="dsse", data=env, source="cosign-tag", attached_to="",
+                     cosign=CosignLayerAnnotations(certificate=pem(leaf.cert), chain="".join(pem(c) for c in leaf.chain)))  # fmt: skip
+    url = f"http://127.0.0.1:{silent_rekor.getsockname()[1]}"
+    trust = online(test_sigstore.trust(key_authority(rk), KeylessAuthority(name="ci", issuer=ISSUER, subject=IDENTITY), require_tlog=False),
+                   url, timeout=0.3)  # fmt: skip
+    with pytest.raises(rekor_lookup.RekorUnreachable):
+        verify_candidate(cand, IMAGE_DIGEST, trust)
+    assert _connected(silent_rekor)

@@ -386,3 +386,33 @@ def test_key_bundle_rejects_a_non_base64_timestamp(tsa: TsaServer, signer: Any, 
 def test_key_bundle_timestamps_ignored_without_tsa(tsa: TsaServer, signer: Any, env: bytes) -> None:
     res = verify_candidate(_key_bundle(env, b"junk"), IMAGE_DIGEST, trust_for(key_authority(signer)))
     assert res.verified and not res.timestamps
+
+
+@pytest.mark.parametrize("who", ["untrusted-ca", "other-identity"])
+def test_timestamp_over_an_untrusted_certificates_signature_is_refused(tsa: TsaServer, test_sigstore: TestSigstore, who: str) -> None:
+    """Review 3, point 6: an envelope signed by a configured key and by a certificate that fails
+    its checks (a CA nobody trusts, an identity no authority names), with a timestamp over the
+    certificate's signature. Before: that signature counted as verified, so the timestamp dated
+    the key-signed attestation (``created_signed``, ``timestamps``). Now a certificate's
+    signatures count only after chain, SCT and identity pass: the timestamp covers no trusted
+    signature → TIMESTAMP_INVALID (refused, like any timestamp that does not verify)."""
+    from stellaops import dsse
+    from stellaops.verify import keys
+
+    from tests.fixtures.sigstore import pem
+
+    rk = make_private_key("p256")
+    payload = statement(predicate_type="https://slsa.dev/provenance/v1", predicate={"buildDefinition": {}})  # no signed time of its own
+    pae = dsse.pae(dsse.PAYLOAD_TYPE_INTOTO, payload)
+    other = TestSigstore().issue() if who == "untrusted-ca" else test_sigstore.issue(identity="https://evil.example/ci")
+    osig = keys.sign(other.key, pae)
+    sigs = [{"sig": base64.b64encode(s).decode()} for s in (keys.sign(rk, pae), osig)]
+    env = json.dumps({"payload": base64.b64encode(payload).decode(), "payloadType": dsse.PAYLOAD_TYPE_INTOTO, "signatures": sigs},
+                     separators=(",", ":")).encode()  # fmt: skip
+    cand = candidate(env, cosign=CosignLayerAnnotations(rfc3161_timestamp=annotation(tsa.timestamp(osig)), certificate=pem(other.cert),
+                                                        chain="".join(pem(c) for c in other.chain)))  # fmt: skip
+    roots = replace(test_sigstore.roots(), tsa_chain_pem=tsa.chain_pem)
+    keyless = KeylessAuthority(name="ci", issuer=ISSUER, subject=IDENTITY)
+    res = verify_candidate(cand, IMAGE_DIGEST, trust_for(key_authority(rk), keyless, sigstore=roots))
+    assert not res.verified and res.errors[0].reason == "TIMESTAMP_INVALID", res
+    assert not res.timestamps and not res.created_signed
