@@ -31,6 +31,7 @@ def make_registry_client(config: Config, *, for_cli: bool = False) -> Any:
         manifest_bytes=lim.manifest_bytes,
         blob_bytes=min(lim.blob_bytes, lim.envelope_bytes),  # the only blobs read are attestations
         referrers=lim.referrers,
+        platform_manifests=lim.platform_manifests,
         connect_timeout=lim.connect_timeout_seconds,
         read_timeout=lim.read_timeout_seconds,
         retries=lim.retries,

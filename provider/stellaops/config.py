@@ -73,6 +73,10 @@ class ServerConfig:
     workers: int = 2
     threads: int = 16
     verify_concurrency: int = 16
+    # how long a key's transient failure (deadline, registry unreachable) is remembered and
+    # answered at once with the same systemError, so stacked templates pay one deadline per
+    # admission, not one per template (0 turns it off)
+    transient_memory_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,14 @@ class LimitsConfig:
     referrers: int = 1000
     attestations_per_image: int = 200
     attestation_bytes_per_image: int = 64 * MiB
+    attestation_bytes_per_request: int = 256 * MiB  # the sum over every key of one request
+    platform_manifests: int = 128  # entries an index may list (over it: the key is refused, not truncated)
+    index_depth: int = 4  # nested indexes followed (deeper: refused)
+    verdict_bytes: int = 256 * 1024  # one key's verdict JSON (over it: unverified detail dropped, LIMIT_EXCEEDED)
+    response_bytes: int = 8 * MiB  # one ProviderResponse
+    unsigned_string_bytes: int = 256  # any unsigned string (annotation, claimed type, created) copied into a verdict
+    unsigned_annotations: int = 16  # unsigned annotations copied per attestation
+    store_rows_per_tenant_digest: int = 100  # imports kept per (tenant, digest), newest first
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
     retries: int = 2
@@ -181,6 +193,7 @@ _SCHEMA: dict[str, Any] = {
         "workers": int,
         "threads": int,
         "verifyConcurrency": int,
+        "transientMemorySeconds": float,
     },
     "limits": {
         "manifestBytes": int,
@@ -189,6 +202,14 @@ _SCHEMA: dict[str, Any] = {
         "referrers": int,
         "attestationsPerImage": int,
         "attestationBytesPerImage": int,
+        "attestationBytesPerRequest": int,
+        "platformManifests": int,
+        "indexDepth": int,
+        "verdictBytes": int,
+        "responseBytes": int,
+        "unsignedStringBytes": int,
+        "unsignedAnnotations": int,
+        "storeRowsPerTenantDigest": int,
         "connectTimeoutSeconds": float,
         "readTimeoutSeconds": float,
         "retries": int,
@@ -620,6 +641,7 @@ def _build(doc: dict[str, Any], ctx: _Ctx) -> Config:
             "workers": "workers",
             "threads": "threads",
             "verifyConcurrency": "verify_concurrency",
+            "transientMemorySeconds": "transient_memory_seconds",
         },
         ctx,
         tls=TLSConfig(cert=tls_paths.get("cert", ""), key=tls_paths.get("key", ""), client_ca=tls_paths.get("clientCA", "")),
@@ -637,6 +659,14 @@ def _build(doc: dict[str, Any], ctx: _Ctx) -> Config:
             "referrers": "referrers",
             "attestationsPerImage": "attestations_per_image",
             "attestationBytesPerImage": "attestation_bytes_per_image",
+            "attestationBytesPerRequest": "attestation_bytes_per_request",
+            "platformManifests": "platform_manifests",
+            "indexDepth": "index_depth",
+            "verdictBytes": "verdict_bytes",
+            "responseBytes": "response_bytes",
+            "unsignedStringBytes": "unsigned_string_bytes",
+            "unsignedAnnotations": "unsigned_annotations",
+            "storeRowsPerTenantDigest": "store_rows_per_tenant_digest",
             "connectTimeoutSeconds": "connect_timeout_seconds",
             "readTimeoutSeconds": "read_timeout_seconds",
             "retries": "retries",
