@@ -74,15 +74,48 @@ EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61
 
 DOCKER_HUB_API = "registry-1.docker.io"
 _REDIRECTS = (301, 302, 303, 307, 308)
-# Cloud metadata endpoints, refused even when allow_private is set.
+# Cloud metadata, credential and wire-server endpoints, refused even when allow_private is set
+# (each cloud's documented address; a registry never legitimately lives on one of them). Most are
+# link-local or private and so refused anyway without allowPrivate; 168.63.129.16 is a *public*
+# address (is_global), so only this list refuses it.
 METADATA_ADDRESSES = frozenset(
     {
-        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
+        ipaddress.ip_address("169.254.169.254"),  # IMDS of AWS, GCP, Azure, Oracle, OpenStack, DigitalOcean, IBM, Hetzner, Linode, Huawei
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6 (Nitro)
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata and credentials
+        ipaddress.ip_address("169.254.170.23"),  # AWS EKS Pod Identity agent (credentials)
+        ipaddress.ip_address("fd00:ec2::23"),  # AWS EKS Pod Identity agent over IPv6
+        ipaddress.ip_address("fd20:ce::254"),  # GCP metadata server over IPv6
+        ipaddress.ip_address("168.63.129.16"),  # Azure wire server (WireServer / host agent), a public address
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud ECS metadata
+        ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud legacy metadata (OCI classic)
+        ipaddress.ip_address("169.254.0.23"),  # Tencent Cloud metadata (metadata.tencentyun.com)
+        ipaddress.ip_address("fd00:a9fe:a9fe::1"),  # Akamai/Linode metadata over IPv6
+        ipaddress.ip_address("169.254.42.42"),  # Scaleway metadata
+        ipaddress.ip_address("fd00:42::42"),  # Scaleway metadata over IPv6
     }
 )
+
+# IPv6 forms that carry an IPv4 address a gateway or the kernel may reach in its place: NAT64's
+# well-known prefix (RFC 6052, the IPv4 address in the last 32 bits), 6to4 (RFC 3056) and the
+# deprecated IPv4-compatible form.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"),)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, 6to4, NAT64, IPv4-compatible),
+    else ``ip`` itself: ``64:ff9b::a9fe:a9fe`` is classified as ``169.254.169.254``."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64) or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("stellaops_registry_deadline", default=None)
 
@@ -193,8 +226,7 @@ class RegistryPolicy:
 
     def check_address(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
         """Refuse metadata addresses always, and non-public ones unless ``allow_private``."""
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = embedded_ipv4(ip)
         if ip in METADATA_ADDRESSES:
             raise RegistryError(
                 f"{what} resolves to the cloud metadata address {ip}; refused",
