@@ -96,7 +96,7 @@ class AttachResult:
     location: str  # where to find it: name@digest for referrers, name:tag for .att
     predicate_type: str
     fallback_tag: str = ""  # the referrers fallback tag updated ("" when the API is served)
-    unchanged: bool = False  # the identical layer was already on the .att tag
+    unchanged: bool = False  # already there: the identical .att layer, or the same referrer
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -329,10 +329,18 @@ def _push_referrer(
     config_artifact_type: bool,
 ) -> tuple[str, str, str]:
     """Push an OCI 1.1 artifact manifest referring to ``subject``; returns (manifest digest,
-    layer digest, fallback tag or "")."""
+    layer digest, fallback tag or "", unchanged). A referrer already holding the same layer
+    with the same annotations (the creation time aside) is reused: nothing is pushed."""
     reg, repo = ref.registry, ref.repository
+    layer_digest = sha256_digest(layer)
+    existing = _existing_referrer(client, ref, subject.digest, artifact_type, layer_media_type, layer_digest, annotations)
+    if existing is not None:
+        fallback = ""
+        if not client.referrers_api_supported(reg, repo, subject.digest):
+            fallback = _update_fallback_index(client, ref, subject.digest, existing)  # no-op when listed
+        return existing.digest, layer_digest, fallback, True
     client.put_blob(reg, repo, EMPTY_JSON)
-    layer_digest = client.put_blob(reg, repo, layer)
+    client.put_blob(reg, repo, layer)
     config: dict[str, Any] = {"mediaType": OCI_EMPTY, "size": len(EMPTY_JSON), "digest": EMPTY_DIGEST}
     if config_artifact_type:
         config["artifactType"] = artifact_type
@@ -353,7 +361,50 @@ def _push_referrer(
         fallback = _update_fallback_index(
             client, ref, subject.digest, Descriptor(OCI_MANIFEST, digest, len(raw), artifact_type)
         )
-    return digest, layer_digest, fallback
+    return digest, layer_digest, fallback, False
+
+
+def _existing_referrer(
+    client: RegistryClient,
+    ref: Reference,
+    subject_digest: str,
+    artifact_type: str,
+    layer_media_type: str,
+    layer_digest: str,
+    annotations: dict[str, str],
+) -> Descriptor | None:
+    """The referrer of ``subject_digest`` that already holds exactly this one layer with these
+    annotations (``org.opencontainers.image.created`` aside: a re-attach a second later is the
+    same attestation), or None. Descriptors whose listed annotations already differ are not
+    fetched; the others are read (at most ``limits.referrers`` of them, the listing's bound)."""
+    reg, repo = ref.registry, ref.repository
+
+    def same(ann: dict[str, str]) -> bool:
+        return {k: v for k, v in ann.items() if k != ANN_CREATED} == {
+            k: v for k, v in annotations.items() if k != ANN_CREATED}
+
+    for d in client.list_referrers(reg, repo, subject_digest, artifact_type):
+        # (the listing's artifactType is not trusted to filter: go-containerregistry's registry
+        # lists the config media type there; the manifest read below is checked instead)
+        if d.media_type != OCI_MANIFEST:
+            continue
+        if d.annotations and not same(d.annotations):
+            continue
+        try:
+            m = client.get_manifest(reg, repo, d.digest, accept=(OCI_MANIFEST,))
+        except RegistryError as exc:
+            if exc.reason == "MANIFEST_NOT_FOUND":  # listed but gone (a stale fallback index entry)
+                continue
+            raise
+        layers = m.layers
+        subj = m.subject
+        if (
+            len(layers) == 1 and layers[0].digest == layer_digest and layers[0].media_type == layer_media_type
+            and subj is not None and subj.digest == subject_digest and m.artifact_type == artifact_type
+            and same(m.annotations)
+        ):
+            return Descriptor(OCI_MANIFEST, m.digest, len(m.raw), artifact_type)
+    return None
 
 
 def _update_fallback_index(client: RegistryClient, ref: Reference, subject_digest: str, entry: Descriptor) -> str:
@@ -483,20 +534,20 @@ def attach(
         if fmt == "bundle":
             ann = {ANN_BUNDLE_CONTENT: "dsse-envelope", ANN_BUNDLE_PREDICATE: parsed.predicate_type,
                    ANN_CREATED: stamp, **seed_ann, **user_ann}
-            mdigest, ldigest, fallback = _push_referrer(
+            mdigest, ldigest, fallback, unchanged = _push_referrer(
                 client, ref, subject, artifact_type=BUNDLE_V03, layer=bundle_layer, layer_media_type=BUNDLE_V03,
                 annotations=ann, config_artifact_type=True,
             )
             results.append(AttachResult("bundle", image, mdigest, ldigest, f"{ref.name}@{mdigest}",
-                                        parsed.predicate_type, fallback))
+                                        parsed.predicate_type, fallback, unchanged))
         elif fmt == "dsse":
             ann = {ANN_CREATED: stamp, **seed_ann, **user_ann}
-            mdigest, ldigest, fallback = _push_referrer(
+            mdigest, ldigest, fallback, unchanged = _push_referrer(
                 client, ref, subject, artifact_type=DSSE_MEDIA_TYPE, layer=parsed.envelope_bytes,
                 layer_media_type=DSSE_MEDIA_TYPE, annotations=ann, config_artifact_type=True,
             )
             results.append(AttachResult("dsse", image, mdigest, ldigest, f"{ref.name}@{mdigest}",
-                                        parsed.predicate_type, fallback))
+                                        parsed.predicate_type, fallback, unchanged))
         else:
             mdigest, ldigest, unchanged = _append_legacy(client, ref, image_digest, parsed, {**seed_ann, **user_ann})
             results.append(AttachResult("legacy", image, mdigest, ldigest,

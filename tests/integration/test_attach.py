@@ -412,3 +412,35 @@ def test_non_utf8_file_is_refused() -> None:
     with pytest.raises(AttachError) as info:
         split_documents(b"\xff\xfe{}")
     assert info.value.reason == "MALFORMED_ENVELOPE"
+
+
+@pytest.mark.parametrize("fmt", ["bundle", "dsse"])
+def test_reattaching_the_same_envelope_adds_no_second_referrer(registry: str, key: tuple[Any, str], fmt: str) -> None:
+    """Issue 21 item 6: the referrer forms are idempotent as the .att form is."""
+    k, _ = key
+    repo = f"attach/again-{fmt}"
+    client, ref, digest = _image(registry, repo)
+    env = make_envelope(k, ref.name, digest, SLSA02)
+    [first] = attach(client, ref, env, formats=(fmt,), tenant="acme", created="2026-01-01T00:00:00Z")
+    assert not first.unchanged
+    # the same envelope again, a second later (another created time): nothing new is pushed
+    [again] = attach(client, ref, env, formats=(fmt,), tenant="acme", created="2026-01-01T00:00:01Z")
+    assert again.unchanged
+    assert (again.manifest_digest, again.layer_digest, again.location) == (first.manifest_digest, first.layer_digest, first.location)
+    assert again.fallback_tag == first.fallback_tag
+    listing = [d.digest for d in client.list_referrers(registry, repo, digest)]
+    assert listing == [first.manifest_digest]
+    # other annotations are a different referrer (an explicit metadata change), not "already there"
+    [other] = attach(client, ref, env, formats=(fmt,), tenant="other-tenant")
+    assert not other.unchanged and other.manifest_digest != first.manifest_digest
+    assert sorted(d.digest for d in client.list_referrers(registry, repo, digest)) == sorted(
+        [first.manifest_digest, other.manifest_digest])
+
+
+def test_reattaching_default_formats_reports_everything_already_there(ocireg: str, key: tuple[Any, str]) -> None:
+    k, _ = key
+    client, ref, digest = _image(ocireg, "attach/again-default")
+    env = make_envelope(k, ref.name, digest, SLSA02)
+    assert [r.unchanged for r in attach(client, ref, env)] == [False, False]
+    assert [r.unchanged for r in attach(client, ref, env)] == [True, True]
+    assert len(client.list_referrers(ocireg, "attach/again-default", digest)) == 1
