@@ -4,7 +4,10 @@ Facts (reference/cosign-formats.md §8, checked against cosign v3.1.3 and go-sec
 
 - public keys are PEM ``PUBLIC KEY`` (PKIX SubjectPublicKeyInfo), which is what ``cosign.pub`` is;
 - cosign hashes by key type: ECDSA P-256 and RSA with SHA-256, P-384 with SHA-384, P-521 with
-  SHA-512; ECDSA signatures are ASN.1 DER; RSA is PKCS#1 v1.5 (PSS is accepted when verifying);
+  SHA-512; ECDSA signatures are ASN.1 DER; RSA is RSASSA-PKCS1-v1_5. A key verifies exactly the
+  scheme its type implies and nothing else (no scheme guessing): an RSA-PSS signature by an RSA
+  ``PUBLIC KEY`` (rsaEncryption SPKI) is refused, as cosign refuses it, and so is an ECDSA
+  signature over another hash than the curve's;
 - cosign signs with **Ed25519ph** (SHA-512 prehash, empty context) for Ed25519 keys, while the
   DSSE spec means pure Ed25519: we verify both and sign as cosign does unless told otherwise;
 - ``cosign.key`` is PEM ``ENCRYPTED SIGSTORE PRIVATE KEY`` (older: ``ENCRYPTED COSIGN PRIVATE
@@ -159,9 +162,22 @@ def _ed25519ph_sign(private_key: ed25519.Ed25519PrivateKey, message: bytes) -> b
     return bytes(bindings.crypto_sign_ed25519ph_final_create(state, sk))
 
 
+SCHEMES = {
+    "ECDSA P-256": "ECDSA with SHA-256, ASN.1 DER signature",
+    "ECDSA P-384": "ECDSA with SHA-384, ASN.1 DER signature",
+    "ECDSA P-521": "ECDSA with SHA-512, ASN.1 DER signature",
+    "RSA": "RSASSA-PKCS1-v1_5 with SHA-256 (RSA-PSS is refused)",
+    "Ed25519": "Ed25519 (pure, RFC 8032) or Ed25519ph (what cosign signs)",
+}
+
+
 def verify_signature(public_key: PublicKey, message: bytes, sig: bytes) -> bool:
-    """True when ``sig`` is a valid signature of ``message`` by ``public_key``, hashed as cosign
-    signs for that key type. Never raises for a bad signature."""
+    """True when ``sig`` is a valid signature of ``message`` by ``public_key`` under the one scheme
+    of its key type (:data:`SCHEMES`). Never raises for a bad signature.
+
+    Ed25519 is the only type with two variants: its SPKI cannot say which, cosign signs
+    Ed25519ph while the DSSE spec means pure Ed25519, and the two are domain-separated (RFC 8032
+    ``dom2``), so a signature valid under one is never valid under the other."""
     if not isinstance(sig, (bytes, bytearray)) or not sig or len(sig) > 2048:
         return False
     try:
@@ -172,18 +188,9 @@ def verify_signature(public_key: PublicKey, message: bytes, sig: bytes) -> bool:
             public_key.verify(bytes(sig), message, ec.ECDSA(alg()))
             return True
         if isinstance(public_key, rsa.RSAPublicKey):
-            try:
-                public_key.verify(bytes(sig), message, padding.PKCS1v15(), hashes.SHA256())
-                return True
-            except InvalidSignature:
-                pass
-            # PSS as sigstore writes it (salt = digest length) or any salt length (AUTO).
-            public_key.verify(
-                bytes(sig),
-                message,
-                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
-                hashes.SHA256(),
-            )
+            # RSASSA-PKCS1-v1_5 with SHA-256 only: the scheme of an rsaEncryption SPKI in cosign
+            # and sigstore (PKIX_RSA_PKCS1V15_*_SHA256). PSS is another scheme, never tried.
+            public_key.verify(bytes(sig), message, padding.PKCS1v15(), hashes.SHA256())
             return True
         if isinstance(public_key, ed25519.Ed25519PublicKey):
             if len(sig) != 64:

@@ -41,12 +41,13 @@ def test_ecdsa_hash_follows_the_curve_as_cosign_signs(curve, alg) -> None:  # ty
     assert not keys.verify_signature(private_key.public_key(), MSG, private_key.sign(MSG, ec.ECDSA(wrong)))
 
 
-def test_rsa_pkcs1v15_and_pss_are_accepted() -> None:
+def test_rsa_pkcs1v15_is_accepted_and_pss_refused() -> None:
+    """No scheme guessing (issue 17 item 6; every pin in test_key_schemes.py)."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pub = private_key.public_key()
     assert keys.verify_signature(pub, MSG, private_key.sign(MSG, padding.PKCS1v15(), hashes.SHA256()))
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-    assert keys.verify_signature(pub, MSG, private_key.sign(MSG, pss, hashes.SHA256()))
+    assert not keys.verify_signature(pub, MSG, private_key.sign(MSG, pss, hashes.SHA256()))
     assert not keys.verify_signature(pub, MSG, private_key.sign(MSG, padding.PKCS1v15(), hashes.SHA512()))
 
 
