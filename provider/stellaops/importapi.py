@@ -70,7 +70,10 @@ def get_store(app: Flask | None = None) -> Any:
                 from .store import open_store
 
                 config = app.config.get("STELLAOPS_CONFIG")
-                store = open_store(config.store.dsn if config is not None else None)
+                if config is not None:
+                    store = open_store(config.store.dsn, rows_per_tenant_digest=config.limits.store_rows_per_tenant_digest)
+                else:
+                    store = open_store(None)
                 app.extensions[_STORE_KEY] = store
     return store
 
@@ -198,8 +201,9 @@ def import_attestations() -> tuple[Response, int]:
             resp.headers["Retry-After"] = "5"
         return resp, status
     try:
+        keep = config.limits.store_rows_per_tenant_digest if config is not None else None
         report = import_items(
-            get_store(), tenant, items, image=image, image_digest=digest, annotations={ANNOTATION_SOURCE: "api"}
+            get_store(), tenant, items, image=image, image_digest=digest, annotations={ANNOTATION_SOURCE: "api"}, keep=keep
         )
     except StoreError as exc:
         log.error("import failed: store unavailable", extra={"tenant": tenant, "error": str(exc)})

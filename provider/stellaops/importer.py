@@ -363,8 +363,13 @@ def import_items(
     image: str | None = None,
     image_digest: str | None = None,
     annotations: dict[str, str] | None = None,
+    keep: int | None = None,
 ) -> ImportReport:
     """Store each parsed item for ``tenant``; one transaction per item, results per item.
+
+    ``keep`` (``limits.storeRowsPerTenantDigest``; ``None``: the store's own setting): rows
+    kept per (tenant, digest), the newest; an item whose import pruned older rows of this
+    tenant says how many (``"pruned"``).
 
     With ``image_digest`` each statement must cover it (else that item fails with
     ``SUBJECT_MISMATCH``) and the item is stored under that digest only; otherwise under every
@@ -388,9 +393,10 @@ def import_items(
         if error is None:
             digests = [image_digest] if image_digest is not None else list(item.subject_digests)
             try:
+                extra: dict[str, Any] = {} if keep is None else {"keep": keep}
                 put = store.put(
                     tenant, item.data, kind=item.kind, subject_digests=digests, predicate_type=item.predicate_type,
-                    image=image, annotations=dict(annotations or {}),
+                    image=image, annotations=dict(annotations or {}), **extra,
                 )  # fmt: skip
             except StoreError as exc:
                 if exc.transient:
@@ -398,6 +404,8 @@ def import_items(
                 error = exc
             else:
                 result.update(status="imported" if put.created else "duplicate", id=put.id, subjects=digests)
+                if getattr(put, "pruned", 0):
+                    result["pruned"] = put.pruned  # this tenant's oldest rows for these digests
         if error is not None:
             result["status"] = "error"
             result["error"] = error.to_json()

@@ -37,17 +37,36 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 KINDS = (KIND_DSSE, KIND_BUNDLE)
 
 MAX_DATA_BYTES = 16 * 1024 * 1024  # one attestation; the import API's body limit is smaller
-MAX_RESULTS = 1000  # candidates returned for one digest (cosign reads at most 1000 layers too)
+MAX_RESULTS = 1000  # candidates returned per tenant for one digest (cosign reads at most 1000 layers too)
+# rows kept per (tenant, digest) at import (limits.storeRowsPerTenantDigest's default): older ones pruned
+ROWS_PER_TENANT_DIGEST = 100
 _DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class PutResult:
-    """``created`` is False when the (tenant, content, subject digests) were all already stored."""
+    """``created`` is False when the (tenant, content, subject digests) were all already stored;
+    ``pruned`` counts this tenant's older rows unlinked from the digests to keep at most the
+    store's rows per (tenant, digest)."""
 
     id: str
     created: bool
+    pruned: int = 0
+
+
+@dataclass(frozen=True)
+class StoreFind:
+    """What ``find_by_digest(digest, per_tenant=…, max_bytes=…)`` read for discovery.
+
+    ``candidates``: each tenant's newest ``per_tenant`` rows, tenants interleaved (every
+    tenant's newest, then every tenant's second newest, …) so that no tenant's rows use up the
+    byte budget before another tenant's newest is read. ``skipped``: (tenant, rows, why) for
+    what was left out: ``"rows"`` over ``per_tenant``, ``"bytes"`` over ``max_bytes``.
+    """
+
+    candidates: list[Candidate] = field(default_factory=list)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -82,9 +101,12 @@ class AttestationStore(Protocol):
         predicate_type: str,
         image: str | None,
         annotations: dict[str, str],
+        keep: int | None = None,
     ) -> PutResult: ...
 
-    def find_by_digest(self, digest: str) -> list[Candidate]: ...
+    def find_by_digest(
+        self, digest: str, *, per_tenant: int | None = None, max_bytes: int | None = None, limit: int = MAX_RESULTS
+    ) -> "StoreFind | list[Candidate]": ...
 
     def list_for_tenant(self, tenant: str, digest: str | None = None) -> list[StoredAttestation]: ...
 
@@ -99,22 +121,36 @@ def default_dsn() -> str:
     return "sqlite:///" + os.path.abspath(os.path.join(base, "stellaops", "store.db"))
 
 
-def open_store(dsn: str | None = None) -> AttestationStore:
+def open_store(dsn: str | None = None, *, rows_per_tenant_digest: int = ROWS_PER_TENANT_DIGEST) -> AttestationStore:
     """Open (creating and migrating as needed) the store named by ``dsn``.
 
     ``sqlite:///abs/path.db`` (directories created, mode 0700), ``sqlite:///:memory:`` (tests),
     or ``postgresql://user:pass@host:port/db`` (also ``postgres://`` and libpq key=value
     strings starting with ``host=``/``dbname=``). ``None`` or ``""`` means :func:`default_dsn`.
+    ``rows_per_tenant_digest`` (``limits.storeRowsPerTenantDigest``): rows kept per (tenant,
+    digest) at import, the newest; a ``put`` may lower it for itself (``keep=``).
     """
     dsn = (dsn or "").strip() or default_dsn()
+    if not isinstance(rows_per_tenant_digest, int) or rows_per_tenant_digest < 1:
+        raise StoreError(
+            f"rows per tenant and digest must be a positive integer, got {rows_per_tenant_digest!r}",
+            reason="CONFIG_INVALID",
+            hint="set limits.storeRowsPerTenantDigest to 1 or more",
+        )
+    store: Any
     if dsn.startswith("sqlite:"):
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(dsn))
-    if dsn.startswith(("postgresql://", "postgres://")) or re.match(r"^(host|dbname|user|port)=", dsn):
+        store = SQLiteStore(sqlite_path(dsn))
+    elif dsn.startswith(("postgresql://", "postgres://")) or re.match(r"^(host|dbname|user|port)=", dsn):
         from .postgres import PostgresStore
 
-        return PostgresStore(dsn)
+        store = PostgresStore(dsn)
+    else:
+        store = None
+    if store is not None:
+        store.rows_per_tenant_digest = rows_per_tenant_digest
+        return store  # type: ignore[no-any-return]
     raise StoreError(
         f"store DSN {redact_dsn(dsn)!r} names no supported backend",
         reason="CONFIG_INVALID",
@@ -288,6 +324,7 @@ def load_annotations(value: Any) -> dict[str, str]:
 __all__ = [
     "AttestationStore",
     "PutResult",
+    "StoreFind",
     "StoredAttestation",
     "open_store",
     "default_dsn",

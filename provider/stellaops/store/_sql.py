@@ -15,8 +15,10 @@ from typing import Any, Iterator
 from ..candidate import Candidate
 from . import (
     MAX_RESULTS,
+    ROWS_PER_TENANT_DIGEST,
     PutResult,
     Row,
+    StoreFind,
     StoredAttestation,
     check_digest,
     check_put,
@@ -33,6 +35,8 @@ _COLUMNS = "a.id, a.tenant, a.kind, a.predicate_type, a.image, a.annotations, a.
 class SQLStore:
     backend = "sql"
     placeholder = "?"
+    # limits.storeRowsPerTenantDigest, set by open_store
+    rows_per_tenant_digest: int = ROWS_PER_TENANT_DIGEST
 
     # -- backend hooks -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -77,8 +81,25 @@ class SQLStore:
         predicate_type: str,
         image: str | None,
         annotations: dict[str, str],
+        keep: int | None = None,
     ) -> PutResult:
+        """Store one attestation for ``tenant`` under ``subject_digests`` (module docstring of
+        the package). Then at most ``keep`` (default: the store's ``rows_per_tenant_digest``)
+        of this tenant's rows stay under each of those digests: the newest, this one always
+        among them; the older ones are unlinked from that digest (and deleted once they are
+        under no digest). Only this tenant's rows are ever pruned.
+
+        Pruning rather than refusing: a tenant that re-scans an image daily must keep working
+        without an operator, discovery reads only the newest rows anyway, and the cap bounds
+        what one tenant can pile up under a digest. The cost is the tenant's own oldest rows
+        (a provenance imported once can be pruned by 100 later scans of the same image: keep
+        the cap above the number of imports a tenant makes per image, or re-import it)."""
         digests = check_put(tenant, data, kind, subject_digests, predicate_type, image, annotations)
+        cap = self.rows_per_tenant_digest if keep is None else int(keep)
+        if cap < 1:
+            from ..errors import StoreError
+
+            raise StoreError(f"keep must be at least 1, got {cap}", reason="REQUEST_INVALID", hint="this is a caller bug; report it")
         data = bytes(data)
         cdigest = content_digest(data)
         dsha = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -117,27 +138,115 @@ class SQLStore:
                     (att_id, digest, now),
                 )
                 linked += max(cur.rowcount, 0)
-        return PutResult(id=att_id, created=inserted or linked > 0)
+            pruned = sum(self._prune(cur, tenant, digest, att_id, cap) for digest in digests)
+        return PutResult(id=att_id, created=inserted or linked > 0, pruned=pruned)
 
-    def find_by_digest(self, digest: str, *, limit: int = MAX_RESULTS) -> list[Candidate]:
-        """Every tenant's attestations stored under ``digest``, oldest first (at most ``limit``)."""
-        check_digest(digest)
-        with self._transaction(write=False) as cur:
+    def _prune(self, cur: Any, tenant: str, digest: str, keep_id: str, cap: int) -> int:
+        """Unlink ``tenant``'s rows under ``digest`` beyond the newest ``cap`` (``keep_id``, the
+        row just imported, always kept); delete the attestations left under no digest.
+        Concurrent imports of one tenant and digest on PostgreSQL may leave the cap exceeded by
+        a row or two until the next import: reads bound each tenant separately anyway."""
+        cur.execute(
+            self._sql(
+                "SELECT s.attestation_id FROM attestation_subjects s JOIN attestations a ON a.id = s.attestation_id"
+                " WHERE s.digest = ? AND a.tenant = ? AND s.attestation_id <> ?"
+                " ORDER BY s.created_at DESC, s.attestation_id DESC"
+            ),
+            (digest, tenant, keep_id),
+        )
+        old = [r[0] for r in cur.fetchall()][cap - 1 :]
+        for att_id in old:
+            cur.execute(self._sql("DELETE FROM attestation_subjects WHERE attestation_id = ? AND digest = ?"), (att_id, digest))
             cur.execute(
                 self._sql(
-                    f"SELECT {_COLUMNS}, a.data FROM attestations a"
-                    " JOIN attestation_subjects s ON s.attestation_id = a.id"
-                    " WHERE s.digest = ? ORDER BY a.created_at, a.id LIMIT ?"
+                    "DELETE FROM attestations WHERE id = ? AND tenant = ?"
+                    " AND NOT EXISTS (SELECT 1 FROM attestation_subjects s WHERE s.attestation_id = ?)"
                 ),
-                (digest, int(limit)),
+                (att_id, tenant, att_id),
+            )
+        return len(old)
+
+    def find_by_digest(
+        self, digest: str, *, per_tenant: int | None = None, max_bytes: int | None = None, limit: int = MAX_RESULTS
+    ) -> StoreFind | list[Candidate]:
+        """What discovery reads from the store for ``digest``.
+
+        With ``per_tenant``: a :class:`StoreFind` of each tenant's newest ``per_tenant`` rows,
+        tenants interleaved, within ``max_bytes`` in total (``None``: no byte budget).
+
+        Without it (the call discovery made before; kept until discovery moves): a list of each
+        tenant's newest ``limit`` rows, oldest first. The per-tenant budget is applied in the
+        query in both forms, so no tenant's rows, however many, hide another tenant's.
+        """
+        if per_tenant is None:
+            found, stored_at = self._find(digest, int(limit), None)
+            order = sorted(range(len(found.candidates)), key=lambda i: stored_at[i])
+            return [found.candidates[i] for i in order]
+        return self._find(digest, int(per_tenant), max_bytes)[0]
+
+    def _find(self, digest: str, per_tenant: int, max_bytes: int | None) -> tuple[StoreFind, list[tuple[str, str]]]:
+        """The :class:`StoreFind`, and for each candidate (when it was stored under the digest, id)."""
+        check_digest(digest)
+        if per_tenant < 0 or (max_bytes is not None and max_bytes < 0):
+            from ..errors import StoreError
+
+            raise StoreError("per_tenant and max_bytes must not be negative", reason="REQUEST_INVALID", hint="this is a caller bug; report it")
+        with self._transaction(write=False) as cur:
+            # 1. the candidates' metadata and sizes (LENGTH(data)), ranked newest first within
+            #    each tenant by the time each was stored under this digest; no bytes loaded yet
+            cur.execute(
+                self._sql(
+                    f"SELECT * FROM (SELECT {_COLUMNS}, LENGTH(a.data) AS size, s.created_at AS stored_at,"
+                    " ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY s.created_at DESC, a.id DESC) AS rn,"
+                    " COUNT(*) OVER (PARTITION BY a.tenant) AS total"
+                    " FROM attestations a JOIN attestation_subjects s ON s.attestation_id = a.id"
+                    " WHERE s.digest = ?) ranked WHERE ranked.rn <= ?"
+                ),
+                (digest, per_tenant),
             )
             recs = cur.fetchall()
-        out = []
-        for rec in recs:
+            # 2. interleave: every tenant's newest, then every tenant's second newest, …; a row
+            #    that does not fit the byte budget is skipped (a smaller one after it may fit)
+            recs.sort(key=lambda r: (int(r[9]), r[1]))
+            chosen: list[tuple[Any, ...]] = []
+            skipped: dict[tuple[str, str], int] = {}
+            totals: dict[str, int] = {}
+            used = 0
+            for rec in recs:
+                totals[rec[1]] = int(rec[10])
+                size = int(rec[7])
+                if max_bytes is not None and used + size > max_bytes:
+                    skipped[(rec[1], "bytes")] = skipped.get((rec[1], "bytes"), 0) + 1
+                    continue
+                used += size
+                chosen.append(rec)
+            for tenant, total in totals.items():
+                if total > per_tenant:
+                    skipped[(tenant, "rows")] = total - per_tenant
+            # 3. the bytes of the chosen rows only
+            data: dict[str, bytes] = {}
+            ids = [rec[0] for rec in chosen]
+            for start in range(0, len(ids), 200):
+                batch = ids[start : start + 200]
+                cur.execute(
+                    self._sql(f"SELECT id, data FROM attestations WHERE id IN ({','.join('?' * len(batch))})"),
+                    tuple(batch),
+                )
+                data.update((r[0], bytes(r[1])) for r in cur.fetchall())
+        out: list[Candidate] = []
+        stored_at: list[tuple[str, str]] = []
+        for rec in chosen:
+            if rec[0] not in data:  # pragma: no cover - one read transaction: cannot vanish
+                continue
             row = self._row(rec)
-            row.data = bytes(rec[7])
+            row.data = data[rec[0]]
             out.append(to_candidate(row, digest))
-        return out
+            stored_at.append((self._decode_time(rec[8]), rec[0]))
+        found = StoreFind(
+            candidates=out,
+            skipped=[(t, n, why) for (t, why), n in sorted(skipped.items(), key=lambda kv: (kv[0][0], kv[0][1] != "rows"))],
+        )
+        return found, stored_at
 
     def list_for_tenant(self, tenant: str, digest: str | None = None) -> list[StoredAttestation]:
         """One tenant's attestations (optionally only those stored under ``digest``), oldest first."""
