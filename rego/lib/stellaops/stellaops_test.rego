@@ -360,6 +360,26 @@ test_success_containers_of_workloads if {
 	stellaops.containers({"kind": "PodTemplate", "template": {"spec": _spec}}) == _all
 }
 
+# Image volumes (Kubernetes ImageVolume, spec.volumes[].image.reference) are images the Pod runs
+# from as much as its containers: an unattested one must not ride along (issue 16 item 3).
+_volume_spec := object.union(_spec, {"volumes": [
+	{"name": "models", "image": {"reference": "img/models", "pullPolicy": "IfNotPresent"}},
+	{"name": "scratch", "emptyDir": {}},
+	{"name": "noref", "image": {}},
+]})
+
+_volume_all := _all | {{"kind": "imageVolume", "name": "models", "image": "img/models"}}
+
+test_success_image_volumes_of_every_kind if {
+	stellaops.containers({"kind": "Pod", "spec": _volume_spec}) == _volume_all
+	every kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"] {
+		stellaops.containers({"kind": kind, "spec": {"template": {"spec": _volume_spec}}}) == _volume_all
+	}
+	stellaops.containers({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": _volume_spec}}}}}) == _volume_all
+	stellaops.containers({"kind": "PodTemplate", "template": {"spec": _volume_spec}}) == _volume_all
+	stellaops.describe({"kind": "imageVolume", "name": "models", "image": "img/models"}) == "imageVolume <models> image <img/models>"
+}
+
 test_success_no_containers_for_other_kinds if {
 	stellaops.containers({"kind": "ConfigMap", "data": {}}) == set()
 }
@@ -520,27 +540,117 @@ _index_verdict(platform_atts) := {
 	"attestations": platform_atts,
 }
 
-test_fail_index_cannot_borrow_one_platforms_attestation if {
-	verdict := _index_verdict([_att({"digest": "sha256:arm64"})])
-	count(stellaops.attestations_in(verdict, "t")) == 0
-}
-
-test_success_index_with_every_platform_attested if {
+test_fail_attestations_in_never_returns_another_digests_attestation if {
 	verdict := _index_verdict([_att({"digest": "sha256:arm64"}), _att({"digest": "sha256:amd64"})])
-	count(stellaops.attestations_in(verdict, "t")) == 2
+	count(stellaops.attestations_in(verdict, "t")) == 0
+	count(stellaops.accepted_attestations(verdict, "t", {})) == 0
+	not stellaops.accepted_attestation(verdict, "t", {})
+	single := {"digest": "sha256:app", "platforms": [], "attestations": [_att({"digest": "sha256:other"}), _att({"digest": "sha256:app", "n": 1})]}
+	[a.n | some a in stellaops.attestations_in(single, "t")] == [1]
 }
 
-test_fail_index_platform_attested_only_unverified if {
+test_fail_attestation_without_a_digest_counts_for_no_digest if {
+	verdict := {"digest": "sha256:app", "attestations": [_att({})]}
+	count(stellaops.attestations_in(verdict, "t")) == 0
+	every view in stellaops.views(verdict) {
+		count(view.attestations) == 0
+	}
+}
+
+test_success_get_attestation_of_an_index_is_its_own if {
+	own := _att({"digest": stub.index_digest, "created": "2026-11-01T00:00:00Z"})
+	verdicts := {"responses": [[stub.index_borrow, object.union(stub.items[stub.index_borrow].value, {"attestations": array.concat(stub.items[stub.index_borrow].value.attestations, [own])})]], "errors": [], "system_error": "", "status_code": 200}
+	att := stellaops.get_attestation(stub.index_borrow, "t") with data.lib.stellaops.transport.verdicts as verdicts
+	att == own
+	not stellaops.get_attestation(stub.index_borrow, "stellaops.io/predicates/scan-result@v1") with data.lib.stellaops.transport.verdicts as stub.verdicts
+}
+
+test_success_views_one_per_digest if {
+	verdict := object.union(stub.items[stub.index_borrow].value, {"platforms": [stub.amd64_digest, stub.arm64_digest, stub.amd64_digest, stub.index_digest]})
+	views := stellaops.views(verdict)
+	[v.digest | some v in views] == [stub.index_digest, stub.amd64_digest, stub.arm64_digest]
+	[v.view.role | some v in views] == ["index", "platform", "platform"]
+	[v.view.platform | some v in views] == ["", "linux/amd64", "linux/arm64"]
+	every v in views {
+		v.platforms == []
+		not v.platformDetails
+		every a in v.attestations {
+			a.digest == v.digest
+		}
+	}
+	count(views[1].attestations) == 3
+	count(views[2].attestations) == 4
+	count(views[0].attestations) == 0
+	stellaops.platforms(verdict) == [stub.amd64_digest, stub.arm64_digest]
+}
+
+test_success_views_of_a_single_image if {
+	verdict := {"digest": "sha256:app", "platforms": [], "attestations": [_att({"digest": "sha256:app"})]}
+	views := stellaops.views(verdict)
+	count(views) == 1
+	views[0].view == {"role": "image", "index": "", "platform": ""}
+	stellaops.describe_view(views[0]) == ""
+	no_list := stellaops.views({"digest": "sha256:app", "attestations": []})
+	no_list[0].view.role == "image"
+}
+
+test_success_views_without_platform_details if {
+	verdict := _index_verdict([])
+	stellaops.describe_view(stellaops.platform_views(verdict)[0]) == "platform <sha256:amd64> of index <sha256:index>"
+	stellaops.describe_view(stellaops.own_view(verdict)) == "index <sha256:index> itself"
+}
+
+_pass_all(verdict) := {v.digest: set() | some v in stellaops.views(verdict)}
+
+test_success_denials_single_image if {
+	verdict := {"digest": "sha256:app", "platforms": [], "attestations": []}
+	stellaops.denials(verdict, {"sha256:app": set()}) == set()
+	stellaops.denials(verdict, {"sha256:app": {"bad"}}) == {"bad"}
+}
+
+test_success_denials_index_own_or_every_platform if {
+	verdict := _index_verdict([_att({"digest": "sha256:index"}), _att({"digest": "sha256:amd64"}), _att({"digest": "sha256:arm64"})])
+	stellaops.denials(verdict, _pass_all(verdict)) == set()
+
+	# own passes, platforms fail: admitted
+	stellaops.denials(verdict, {"sha256:index": set(), "sha256:amd64": {"x"}, "sha256:arm64": {"y"}}) == set()
+
+	# own fails, every platform passes: admitted
+	stellaops.denials(verdict, {"sha256:index": {"z"}, "sha256:amd64": set(), "sha256:arm64": set()}) == set()
+
+	# own fails and one platform fails: denied, each reason naming its digest
+	stellaops.denials(verdict, {"sha256:index": {"z"}, "sha256:amd64": {"x"}, "sha256:arm64": set()}) == {
+		"index <sha256:index> itself: z",
+		"platform <sha256:amd64> of index <sha256:index>: x",
+	}
+}
+
+test_fail_denials_view_without_a_decision if {
+	verdict := _index_verdict([_att({"digest": "sha256:amd64"}), _att({"digest": "sha256:arm64"})])
+	stellaops.denials(verdict, {"sha256:index": {"z"}, "sha256:amd64": set()}) == {
+		"index <sha256:index> itself: z",
+		"platform <sha256:arm64> of index <sha256:index>: the policy gave no decision for it (a policy must give one per view)",
+	}
+
+	# a decision that is not a set is no decision
+	count(stellaops.denials(verdict, {"sha256:index": {"z"}, "sha256:amd64": set(), "sha256:arm64": []})) == 2
+	count(stellaops.denials({"digest": "sha256:app", "attestations": []}, {})) == 1
+}
+
+test_fail_denials_index_view_needs_a_verified_attestation if {
 	verdict := _index_verdict([_att({"digest": "sha256:arm64"}), _att({"digest": "sha256:amd64", "verified": false})])
-	count(stellaops.attestations_in(verdict, "t")) == 0
+	stellaops.denials(verdict, _pass_all(verdict)) == {
+		"index <sha256:index> itself: it carries no verified attestation; an index passes when its own attestations pass, or when every platform passes on its own",
+		"platform <sha256:amd64> of index <sha256:index>: it carries no verified attestation; an index passes when its own attestations pass, or when every platform passes on its own",
+	}
+	own := _index_verdict([_att({"digest": "sha256:index"})])
+	stellaops.denials(own, _pass_all(own)) == set()
 }
 
-test_success_attestation_on_the_index_itself if {
-	verdict := _index_verdict([_att({"digest": "sha256:index"})])
-	count(stellaops.attestations_in(verdict, "t")) == 1
-}
-
-test_fail_platform_attestation_without_a_platform_list if {
-	verdict := {"digest": "sha256:index", "attestations": [_att({"digest": "sha256:arm64"})]}
-	count(stellaops.attestations_in(verdict, "t")) == 0
+test_fail_platforms_not_a_list_of_digests_is_malformed if {
+	bad := {"responses": [[stub.index_borrow, object.union(stub.items[stub.index_borrow].value, {"platforms": [1]})]], "errors": [], "system_error": "", "status_code": 200}
+	errors := stellaops.provider_errors([stub.index_borrow]) with data.lib.stellaops.transport.verdicts as bad
+	contains(errors[stub.index_borrow], "malformed verdict")
+	null_list := {"responses": [[stub.index_borrow, object.union(stub.items[stub.index_borrow].value, {"platforms": null})]], "errors": [], "system_error": "", "status_code": 200}
+	object.keys(stellaops.provider_errors([stub.index_borrow])) == {stub.index_borrow} with data.lib.stellaops.transport.verdicts as null_list
 }

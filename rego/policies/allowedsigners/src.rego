@@ -1,4 +1,6 @@
 # For each rule, every image carries an attestation of that type signed by an allowed signer.
+# Judged per digest (stellaops.views): an index passes on its own attestations or on each
+# platform's own, never on a mix.
 package stellaopsallowedsigners
 
 import data.lib.stellaops
@@ -15,6 +17,13 @@ _requirements(rule, parameters) := stellaops.requirements({
 	"requireTlog": object.get(parameters, "requireTlog", true),
 })
 
+# _problems(view): why one digest's own attestations fail the rules (empty: they pass).
+_problems(view) := {stellaops.why_not_accepted(view, predicate_type, _requirements(rule, _parameters)) |
+	some rule in object.get(_parameters, "rules", [])
+	predicate_type := object.get(rule, "predicateType", "")
+	not stellaops.accepted_attestation(view, predicate_type, _requirements(rule, _parameters))
+}
+
 violation contains {"msg": msg} if {
 	some msg in stellaops.provider_violations(_containers)
 }
@@ -22,8 +31,6 @@ violation contains {"msg": msg} if {
 violation contains {"msg": msg} if {
 	some c in _containers
 	verdict := _verdicts[c.image]
-	some rule in object.get(_parameters, "rules", [])
-	predicate_type := object.get(rule, "predicateType", "")
-	not stellaops.accepted_attestation(verdict, predicate_type, _requirements(rule, _parameters))
-	msg := sprintf("%s: %s", [stellaops.describe(c), stellaops.why_not_accepted(verdict, predicate_type, _requirements(rule, _parameters))])
+	some denial in stellaops.denials(verdict, {view.digest: _problems(view) | some view in stellaops.views(verdict)})
+	msg := sprintf("%s: %s", [stellaops.describe(c), denial])
 }

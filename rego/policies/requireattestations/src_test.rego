@@ -104,3 +104,58 @@ test_violation_when_external_data_is_undefined if {
 		with external_data as _undefined
 	msgs == {"container <c0> image <registry.example.com/app:v1.0.0>: the StellaOps provider could not verify image <registry.example.com/app:v1.0.0> now (status none): the call to the provider failed inside the policy engine (the transport builtin returned nothing); nothing was cached, the next admission retries"}
 }
+
+# ---- multi-arch indexes (issue 16 item 1) -------------------------------------------------------
+
+_release_only := object.union(_sbom_and_scan, {"signers": {"authorities": ["release-key"]}})
+
+_index_violations(image, params) := msgs if {
+	msgs := stub.messages(policy.violation) with input as stub.review(stub.pod([image]), params)
+		with external_data as stub.external_data
+}
+
+test_violation_when_index_borrows_another_platforms_signer if {
+	msgs := _index_violations(stub.index_borrow, _release_only)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: the verified attestation(s) of type <stellaops.io/predicates/sbom@v1> are signed by authority <ci-key>", [stub.amd64_digest, stub.index_digest]))
+	every m in msgs {
+		not contains(m, stub.arm64_digest)
+	}
+}
+
+test_success_index_controls if {
+	_index_violations(stub.index_platforms_pass, _release_only) == set()
+	_index_violations(stub.index_own_pass, _release_only) == set()
+}
+
+test_violation_when_index_platform_is_unattested if {
+	msgs := _index_violations(stub.index_bare_platform, _sbom_and_scan)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: no attestation of type <stellaops.io/predicates/scan-result@v1> is attached", [stub.bare_amd64_digest, stub.index_digest]))
+
+	# no type required: a listed platform with no verified attestation still denies
+	bare := _index_violations(stub.index_bare_platform, {})
+	count(bare) == 2
+	_names(bare, stub.bare_amd64_digest)
+	not _names(bare, stub.arm64_digest)
+}
+
+_names(msgs, digest) if {
+	some msg in msgs
+	contains(msg, digest)
+}
+
+# ---- image volumes (issue 16 item 3) ----------------------------------------------------------
+
+test_violation_when_image_volume_is_unattested if {
+	pod := object.union(stub.pod([stub.release]), {"spec": {"volumes": [{"name": "models", "image": {"reference": stub.unsigned}}]}})
+	msgs := stub.messages(policy.violation) with input as stub.review(pod, _sbom_and_scan)
+		with external_data as stub.external_data
+	count(msgs) == 2
+	every msg in msgs {
+		startswith(msg, "imageVolume <models> image <registry.example.com/app:unsigned>: no attestation of type")
+	}
+	exempt := object.union(_sbom_and_scan, {"exemptImages": [stub.unsigned]})
+	count(policy.violation) == 0 with input as stub.review(pod, exempt)
+		with external_data as stub.external_data
+}

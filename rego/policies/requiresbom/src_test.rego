@@ -31,3 +31,25 @@ test_violation_when_sbom_missing_or_unverified if {
 test_violation_when_provider_fails if {
 	_violations([stub.invalid_reference], {}) == {"container <c0> image <registry.example.com/app@sha256:nothex>: the StellaOps provider refused image <registry.example.com/app@sha256:nothex>: INVALID_REFERENCE: digest in 'registry.example.com/app@sha256:nothex' 'sha256:nothex' must have exactly 64 lower-case hex characters after sha256:, got 6"}
 }
+
+# ---- multi-arch indexes (issue 16 item 1) -------------------------------------------------------
+
+test_violation_when_index_borrows_another_platforms_sbom if {
+	msgs := _violations([stub.index_borrow], {"formats": ["cyclonedx-json"], "minComponents": 1})
+	some fmt in msgs
+	contains(fmt, sprintf("platform <%s> (linux/amd64) of index <%s>: its newest SBOM (2026-11-24T06:00:00Z) has format <spdx-json>", [stub.amd64_digest, stub.index_digest]))
+	every m in msgs {
+		not contains(m, stub.arm64_digest)
+	}
+}
+
+test_success_index_controls if {
+	_violations([stub.index_platforms_pass], {"formats": ["cyclonedx-json"], "minComponents": 1}) == set()
+	_violations([stub.index_own_pass], {"formats": ["cyclonedx-json"], "minComponents": 1}) == set()
+}
+
+test_violation_when_index_platform_is_unattested if {
+	msgs := _violations([stub.index_bare_platform], {})
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: no attestation of type <stellaops.io/predicates/sbom@v1> is attached", [stub.bare_amd64_digest, stub.index_digest]))
+}

@@ -66,3 +66,25 @@ test_violation_when_provider_fails if {
 	count(msgs) == 1
 	count(_violations([stub.invalid_reference], _strict)) == 1
 }
+
+# ---- multi-arch indexes: the newest scan is chosen per digest (issue 16 item 1) -----------------
+
+test_violation_when_index_borrows_another_platforms_newer_scan if {
+	msgs := _violations([stub.index_borrow], {"maxCounts": {"critical": 0}})
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: its newest scan-result <scan-flawed> (2026-11-24T06:00:00Z) finds critical 1 (max 0)", [stub.amd64_digest, stub.index_digest]))
+	every m in msgs {
+		not contains(m, stub.arm64_digest)
+	}
+}
+
+test_success_index_controls if {
+	_violations([stub.index_platforms_pass], {"maxCounts": {"critical": 0}}) == set()
+	_violations([stub.index_own_pass], {"maxCounts": {"critical": 0}}) == set()
+}
+
+test_violation_when_index_platform_has_no_scan if {
+	msgs := _violations([stub.index_bare_platform], {"maxCounts": {"critical": 0}})
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: no attestation of type <stellaops.io/predicates/scan-result@v1> is attached", [stub.bare_amd64_digest, stub.index_digest]))
+}

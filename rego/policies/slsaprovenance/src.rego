@@ -1,4 +1,6 @@
 # Every image carries verified SLSA provenance from an allowed builder and source.
+# Judged per digest (stellaops.views): an index passes on its own provenance or on each
+# platform's own, never on a mix.
 package stellaopsslsaprovenance
 
 import data.lib.stellaops
@@ -17,14 +19,22 @@ _containers := stellaops.checked_containers(input.review.object, _parameters)
 
 _verdicts := stellaops.verdicts({c.image | some c in _containers})
 
-# _provenance maps each image to its accepted provenance attestations, of any accepted type.
-_provenance[image] := accepted if {
-	some image, verdict in _verdicts
-	accepted := [a |
-		some predicate_type in _types
-		some a in stellaops.accepted_attestations(verdict, predicate_type, _requirements)
-	]
-}
+# _provenance(view): this digest's own accepted provenance attestations, of any accepted type.
+_provenance(view) := [a |
+	some predicate_type in _types
+	some a in stellaops.accepted_attestations(view, predicate_type, _requirements)
+]
+
+# _problems(view): why this digest's own provenance fails (empty: it passes).
+_problems(view) := {concat(" and ", [stellaops.why_not_accepted(view, t, _requirements) | some t in _types])} if {
+	count(_provenance(view)) == 0
+} else := {sprintf("no verified SLSA provenance comes from an allowed builder and source: found %s; allowed builders %v, source pattern <%s>", [
+	concat(", ", [sprintf("builder <%v> source <%v>", [object.get(p.predicateSummary, "builderId", ""), object.get(p.predicateSummary, "source", "")]) | some p in _provenance(view)]),
+	_builders,
+	_source_pattern,
+])} if {
+	not _some_acceptable(_provenance(view), _builders, _source_pattern)
+} else := set()
 
 violation contains {"msg": msg} if {
 	some msg in stellaops.provider_violations(_containers)
@@ -33,24 +43,8 @@ violation contains {"msg": msg} if {
 violation contains {"msg": msg} if {
 	some c in _containers
 	verdict := _verdicts[c.image]
-	count(_provenance[c.image]) == 0
-	msg := sprintf("%s: %s", [
-		stellaops.describe(c),
-		concat(" and ", [stellaops.why_not_accepted(verdict, t, _requirements) | some t in _types]),
-	])
-}
-
-violation contains {"msg": msg} if {
-	some c in _containers
-	provenance := _provenance[c.image]
-	count(provenance) > 0
-	not _some_acceptable(provenance, _builders, _source_pattern)
-	msg := sprintf("%s: no verified SLSA provenance comes from an allowed builder and source: found %s; allowed builders %v, source pattern <%s>", [
-		stellaops.describe(c),
-		concat(", ", [sprintf("builder <%v> source <%v>", [object.get(p.predicateSummary, "builderId", ""), object.get(p.predicateSummary, "source", "")]) | some p in provenance]),
-		_builders,
-		_source_pattern,
-	])
+	some denial in stellaops.denials(verdict, {view.digest: _problems(view) | some view in stellaops.views(verdict)})
+	msg := sprintf("%s: %s", [stellaops.describe(c), denial])
 }
 
 _some_acceptable(provenance, builders, pattern) if {

@@ -54,3 +54,27 @@ test_violation_when_unsigned_or_provider_fails if {
 	contains(msg, " and no attestation of type <https://slsa.dev/provenance/v0.2> is attached")
 	count(_violations([stub.unreachable], _params)) == 1
 }
+
+# ---- multi-arch indexes (issue 16 item 1) -------------------------------------------------------
+
+_main := {"builderIds": ["https://github.com/actions/runner/github-hosted"], "sourcePattern": "git\\+https://github\\.com/stellaops/[^/]+@refs/heads/main"}
+
+test_violation_when_index_borrows_another_platforms_provenance if {
+	msgs := _violations([stub.index_borrow], _main)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: no verified SLSA provenance comes from an allowed builder and source: found builder <https://github.com/actions/runner/github-hosted> source <git+https://github.com/stellaops/app@refs/heads/feature-x>", [stub.amd64_digest, stub.index_digest]))
+	every m in msgs {
+		not contains(m, stub.arm64_digest)
+	}
+}
+
+test_success_index_controls if {
+	_violations([stub.index_platforms_pass], _main) == set()
+	_violations([stub.index_own_pass], _main) == set()
+}
+
+test_violation_when_index_platform_has_no_provenance if {
+	msgs := _violations([stub.index_bare_platform], _main)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: no attestation of type <https://slsa.dev/provenance/v1>", [stub.bare_amd64_digest, stub.index_digest]))
+}

@@ -40,3 +40,31 @@ test_violation_when_unsigned_or_provider_fails if {
 	count(_violations([stub.unsigned], _limits)) == 1
 	count(_violations([stub.unreachable], _limits)) == 1
 }
+
+# ---- multi-arch indexes: VEX of one platform never clears another's findings (issue 16 item 1) --
+
+test_violation_when_index_borrows_another_platforms_vex if {
+	msgs := _violations([stub.index_vex_borrow], _limits)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: its newest scan-result <scan-flawed-release> (2026-11-25T08:00:00Z) finds critical 1 (max 0)", [stub.amd64_digest, stub.index_digest]))
+	every m in msgs {
+		not contains(m, stub.arm64_digest)
+	}
+}
+
+test_violation_when_index_borrows_another_platforms_newer_scan if {
+	msgs := _violations([stub.index_borrow], _limits)
+	some msg in msgs
+	contains(msg, sprintf("platform <%s> (linux/amd64) of index <%s>: its newest scan-result <scan-flawed>", [stub.amd64_digest, stub.index_digest]))
+}
+
+test_success_index_controls if {
+	_violations([stub.index_platforms_pass], _limits) == set()
+	_violations([stub.index_own_pass], _limits) == set()
+}
+
+test_violation_when_index_platform_is_unattested if {
+	msgs := _violations([stub.index_bare_platform], _limits)
+	some msg in msgs
+	contains(msg, stub.bare_amd64_digest)
+}

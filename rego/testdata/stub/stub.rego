@@ -4,8 +4,9 @@
 # treats a registry it cannot reach: the item is omitted and named in systemError.
 package stub
 
-# items maps each recorded key to its ProviderResponse item {"key", "value", "error"}.
-items := {item.key: item | some item in data.verdicts}
+# items maps each recorded key to its ProviderResponse item {"key", "value", "error"}, and the
+# multi-arch keys of index.rego.
+items := object.union({item.key: item | some item in data.verdicts}, index_items)
 
 # Recorded image keys, for tests.
 release := data.verdicts.release.key

@@ -17,13 +17,24 @@ pod_spec(resource) := resource.spec if {
 	resource.kind in _template_kinds
 }
 
-# containers(resource): every container the object runs, as {"kind", "name", "image"}, where kind
-# is "container", "initContainer" or "ephemeralContainer" (for messages).
-containers(resource) := {{"kind": kind, "name": object.get(c, "name", ""), "image": c.image} |
+# containers(resource): every image the object's pod spec pulls, as {"kind", "name", "image"},
+# where kind is "container", "initContainer", "ephemeralContainer" (the containers' image) or
+# "imageVolume" (a Kubernetes ImageVolume, volumes[].image.reference: an OCI image mounted into
+# the Pod; its name is the volume's). Every policy checks all of them: these are all the
+# image-bearing fields of a PodSpec (docs/policies.md lists them).
+containers(resource) := _containers(resource) | _image_volumes(resource)
+
+_containers(resource) := {{"kind": kind, "name": object.get(c, "name", ""), "image": c.image} |
 	spec := pod_spec(resource)
 	some field, kind in {"containers": "container", "initContainers": "initContainer", "ephemeralContainers": "ephemeralContainer"}
 	some c in object.get(spec, field, [])
 	is_string(c.image)
+}
+
+_image_volumes(resource) := {{"kind": "imageVolume", "name": object.get(v, "name", ""), "image": v.image.reference} |
+	spec := pod_spec(resource)
+	some v in object.get(spec, "volumes", [])
+	is_string(v.image.reference)
 }
 
 # exempt(image, patterns): the image matches one of the patterns, each an exact reference or a

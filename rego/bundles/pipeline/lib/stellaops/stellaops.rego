@@ -109,7 +109,7 @@ _problem(response, image, requested) := sprintf(
 ) if {
 	count(_values(response, image)) > 1
 } else := sprintf(
-	"the StellaOps provider returned a malformed verdict for image <%s>: expected an object with an attestations list, got %v",
+	"the StellaOps provider returned a malformed verdict for image <%s>: expected an object with an attestations list (and platforms, if any, a list of digests), got %v",
 	[image, _verdict(response, image)],
 ) if {
 	not _well_formed(_verdict(response, image))
@@ -163,6 +163,18 @@ _verdict(response, image) := value if {
 _well_formed(verdict) if {
 	is_object(verdict)
 	is_array(verdict.attestations)
+	_platforms_well_formed(verdict)
+}
+
+# An index's platforms must be a list of digest strings: a platform the library cannot read is a
+# platform it cannot judge, so the whole verdict is refused rather than judged without it.
+_platforms_well_formed(verdict) if not "platforms" in object.keys(verdict)
+
+_platforms_well_formed(verdict) if {
+	is_array(verdict.platforms)
+	every p in verdict.platforms {
+		is_string(p)
+	}
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -170,41 +182,161 @@ _well_formed(verdict) if {
 # ---------------------------------------------------------------------------------------------
 
 # attestations_in(verdict, predicate_type) lists the verdict's attestations of that predicate
-# type (cosign aliases accepted), best first: verified before unverified, then newest first by
-# the *signed* creation time (signed_time_ns); attestations without one rank as oldest.
+# type (cosign aliases accepted) about the verdict's own digest, best first: verified before
+# unverified, then newest first by the *signed* creation time (signed_time_ns); attestations
+# without one rank as oldest. It never returns an attestation about another digest: on an
+# index's verdict it gives the index's own attestations only, never a platform's (use views).
 attestations_in(verdict, predicate_type) := [verdict.attestations[r[2]] |
 	want := resolve_predicate_type(predicate_type)
+	own := _digest(verdict)
 	ranked := sort([[_unverified_rank(a), 0 - _signed_time_ns(a), i] |
 		some i, a in verdict.attestations
 		is_object(a)
 		a.predicateType == want
-		_covers_image(verdict, a, want)
+		_digest(a) == own
 	])
 	some r in ranked
 ]
 
-# _covers_image: an attestation about the image's own digest covers it. One about a platform
-# manifest of an index covers the index only when every platform the index lists has a verified
-# attestation of that type: an index must not borrow one platform's attestation for another
-# (the runtime pulls the platform it runs on).
-_covers_image(verdict, attestation, _) if not _about_a_platform(verdict, attestation)
+# _digest(x): the digest of a verdict, a view or an attestation ("" when absent or not a string:
+# then it equals only another absent one, so nothing is ever counted for a digest it does not name).
+_digest(x) := x.digest if {
+	is_object(x)
+	is_string(x.digest)
+} else := ""
 
-_covers_image(verdict, attestation, want) if {
-	_about_a_platform(verdict, attestation)
-	count(verdict.platforms) > 0
-	every platform in verdict.platforms {
-		some other in verdict.attestations
-		other.digest == platform
-		other.predicateType == want
-		other.verified == true
+# ---------------------------------------------------------------------------------------------
+# Views: one digest at a time (multi-arch indexes)
+# ---------------------------------------------------------------------------------------------
+#
+# A runtime pulls ONE platform manifest of an index, so an index is admitted only if the index
+# digest's own attestations satisfy the constraint, or EACH platform, on its own attestations
+# alone, satisfies it. No decision may mix attestations of different digests: a clean scan of
+# arm64 says nothing about amd64, nor does a VEX, a signer or a provenance.
+#
+# A view has the shape of a verdict, with only the attestations whose `digest` is the view's
+# digest, `platforms` empty, and `view` saying what it is: {"role": "image"|"index"|"platform",
+# "index": the index digest (platforms), "platform": "linux/arm64" when platformDetails says}.
+# A policy computes its problems on each view with the usual choosers (they read one view's
+# attestations and nothing else), then lets denials() apply the rule.
+
+# views(verdict): the views a constraint must be judged on: the verdict's own digest first, then
+# one per platform the verdict lists (none for a single-platform image).
+views(verdict) := array.concat([own_view(verdict)], platform_views(verdict))
+
+# own_view(verdict): the verdict seen with its own digest's attestations only.
+own_view(verdict) := _view(verdict, _digest(verdict), _own_role(verdict), "")
+
+# platform_views(verdict): one view per platform digest of an index, in the verdict's order.
+platform_views(verdict) := [_view(verdict, p, "platform", _platform_name(verdict, p)) | some p in platforms(verdict)]
+
+# platforms(verdict): the platform digests of an index, each once, the index's own left out.
+platforms(verdict) := [p |
+	some i, p in _platform_list(verdict)
+	is_string(p)
+	p != _digest(verdict)
+	not _listed_before(verdict, i, p)
+]
+
+_platform_list(verdict) := verdict.platforms if {
+	is_array(verdict.platforms)
+} else := []
+
+_listed_before(verdict, i, p) if {
+	some j, q in _platform_list(verdict)
+	j < i
+	q == p
+}
+
+_own_role(verdict) := "index" if count(platforms(verdict)) > 0
+
+_own_role(verdict) := "image" if count(platforms(verdict)) == 0
+
+_platform_name(verdict, digest) := name if {
+	some detail in object.get(verdict, "platformDetails", [])
+	is_object(detail)
+	detail.digest == digest
+	name := detail.platform
+	is_string(name)
+} else := ""
+
+_view(verdict, digest, role, platform) := object.union(
+	object.remove(verdict, ["platformDetails", "view"]),
+	{
+		"digest": digest,
+		"platforms": [],
+		"attestations": [a |
+			some a in verdict.attestations
+			is_object(a)
+			_digest(a) == digest
+		],
+		"view": {"role": role, "index": _index_of(verdict, role), "platform": platform},
+	},
+)
+
+_index_of(verdict, "platform") := _digest(verdict)
+
+_index_of(_, role) := "" if role != "platform"
+
+# describe_view(view): how messages name a view: "" for a single-platform image (messages stay as
+# they were), `index <sha256:…> itself`, or `platform <sha256:…> (linux/amd64) of index <sha256:…>`.
+describe_view(view) := sprintf("index <%s> itself", [view.digest]) if {
+	view.view.role == "index"
+} else := sprintf("platform <%s>%s of index <%s>", [view.digest, _platform_text(view.view.platform), view.view.index]) if {
+	view.view.role == "platform"
+} else := ""
+
+_platform_text(name) := sprintf(" (%s)", [name]) if name != ""
+
+_platform_text(name) := "" if name == ""
+
+# denials(verdict, problems): the reasons to deny the image, or an empty set to admit it.
+# problems maps the digest of each view in views(verdict) to the set of reasons that view fails
+# the constraint (empty when it passes). The image is admitted when its own view passes, or,
+# for an index, when every platform view passes. A view missing from problems fails (fail
+# closed). For an index, a view counts as passing only if it carries at least one verified
+# attestation: an index is never admitted on what its platforms lack, even under a constraint
+# that asks for nothing. Each reason of a failing view is prefixed with describe_view, so every
+# message names the digest that failed.
+denials(verdict, problems) := set() if {
+	_view_passes(own_view(verdict), problems)
+} else := set() if {
+	count(platforms(verdict)) > 0
+	every view in platform_views(verdict) {
+		_view_passes(view, problems)
 	}
+} else := {_prefixed(view, reason) |
+	some view in views(verdict)
+	not _view_passes(view, problems)
+	some reason in _view_reasons(view, problems)
 }
 
-_about_a_platform(verdict, attestation) if {
-	is_string(attestation.digest)
-	attestation.digest != ""
-	attestation.digest != verdict.digest
+_view_passes(view, problems) if {
+	count(_problems_of(view, problems)) == 0
+	_carries_enough(view)
 }
+
+# _problems_of: the view's reasons, only when the policy gave a set for it.
+_problems_of(view, problems) := problems[view.digest] if is_set(problems[view.digest])
+
+_carries_enough(view) if view.view.role == "image"
+
+_carries_enough(view) if {
+	view.view.role != "image"
+	some a in view.attestations
+	a.verified == true
+}
+
+_view_reasons(view, problems) := _problems_of(view, problems) if {
+	count(_problems_of(view, problems)) > 0
+} else := {"it carries no verified attestation; an index passes when its own attestations pass, or when every platform passes on its own"} if {
+	_problems_of(view, problems)
+	not _carries_enough(view)
+} else := {"the policy gave no decision for it (a policy must give one per view)"}
+
+_prefixed(view, reason) := reason if describe_view(view) == ""
+
+_prefixed(view, reason) := sprintf("%s: %s", [describe_view(view), reason]) if describe_view(view) != ""
 
 _unverified_rank(attestation) := 0 if attestation.verified == true
 
