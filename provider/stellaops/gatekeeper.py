@@ -10,13 +10,26 @@ items (a verdict ``value``, or ``error`` = "REASON: detail" when the key can nev
 transient ones omit the key's item and are named in ``systemError`` so Gatekeeper, which caches
 every returned item for its TTL, retries them on the next admission. A malformed request gets
 HTTP 400 with the problem in ``systemError`` (Gatekeeper reads the body whatever the status).
+
+Two bounds live here (issue 16 items 5 and 6):
+
+- **transient memory** (:class:`TransientMemory`, ``server.transientMemorySeconds``): Gatekeeper
+  calls the provider once per ConstraintTemplate that asks about an image, and never caches a
+  ``systemError``. Behind a registry that stalls, each call used to wait out the whole deadline,
+  so a few stacked templates outlived the admission webhook. A key whose verification ended
+  transient within the last few seconds is now answered at once with the same ``systemError``,
+  without the engine: a stall costs one deadline per admission, not one per template.
+- **response cap** (``limits.responseBytes``): items are added while the answer stays within
+  the cap. An item that does not fit goes to ``systemError`` (see :func:`_assemble`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -30,8 +43,90 @@ API_VERSION = "externaldata.gatekeeper.sh/v1beta1"
 ACCEPTED_API_VERSIONS = (API_VERSION, "externaldata.gatekeeper.sh/v1alpha1")
 
 
+# a systemError names every transient key with its reason; past this many bytes the rest are
+# counted, not listed (the text is in every denial message of every template)
+SYSTEM_ERROR_BYTES = 16 * 1024
+# keys the transient memory holds at most (per process); each entry is a key (at most
+# server.maxKeyLength characters) and its error text (cut to TRANSIENT_TEXT_BYTES)
+TRANSIENT_MEMORY_KEYS = 4096
+TRANSIENT_TEXT_BYTES = 1024
+
+
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+class TransientMemory:
+    """Keys whose verification ended transient (``systemError``) in the last ``seconds``,
+    with the error text they got: answered again at once, without the engine.
+
+    Only transient outcomes are remembered (definitive ones are cached by Gatekeeper itself,
+    per DESIGN.md §2); the answer is the same ``systemError``, so Gatekeeper's semantics do not
+    change: nothing is cached, and the next admission after ``seconds`` verifies again.
+    Per process (each gunicorn worker has its own), bounded to ``max_keys`` entries (the
+    oldest go first), safe to use from every request thread.
+    """
+
+    def __init__(self, seconds: float, *, max_keys: int = TRANSIENT_MEMORY_KEYS, clock: Any = time.monotonic) -> None:
+        self.seconds = float(seconds)
+        self.max_keys = int(max_keys)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.seconds > 0 and self.max_keys > 0
+
+    def recall(self, key: str) -> str | None:
+        """The error text ``key`` ended with, if that was less than ``seconds`` ago."""
+        if not self.enabled:
+            return None
+        now = self._clock()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            if hit[0] <= now:
+                del self._entries[key]
+                return None
+            return hit[1]
+
+    def remember(self, key: str, text: str) -> None:
+        if not self.enabled:
+            return
+        text = text if len(text) <= TRANSIENT_TEXT_BYTES else text[:TRANSIENT_TEXT_BYTES] + "…"
+        now = self._clock()
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (now + self.seconds, text)  # insertion order = expiry order
+            while self._entries:
+                oldest_key, (expires, _) = next(iter(self._entries.items()))
+                if expires > now and len(self._entries) <= self.max_keys:
+                    break
+                del self._entries[oldest_key]
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+_memory_lock = threading.Lock()
+
+
+def transient_memory(app: Any, seconds: float) -> TransientMemory:
+    """The app's :class:`TransientMemory` (one per process: created on first use, after fork)."""
+    memory = app.extensions.get("stellaops.transient_memory")
+    if memory is None or memory.seconds != float(seconds):
+        with _memory_lock:
+            memory = app.extensions.get("stellaops.transient_memory")
+            if memory is None or memory.seconds != float(seconds):
+                memory = app.extensions["stellaops.transient_memory"] = TransientMemory(seconds)
+    return memory  # type: ignore[no-any-return]
 
 
 def provider_response(items: list[bytes], system_error: str = "", *, status: int = 200) -> Response:
@@ -57,6 +152,63 @@ def _item(key: str, value: Any = None, error: str = "") -> bytes:
     else:
         encoded = b"null"
     return b'{"key":' + key_json + b',"value":' + encoded + b',"error":' + _dumps(error) + b"}"
+
+
+# the envelope of a ProviderResponse around its items and systemError, and a comma per item
+_ENVELOPE_BYTES = len(b'{"apiVersion":"' + API_VERSION.encode() + b'","kind":"ProviderResponse","response":{"idempotent":true,"items":[],"systemError":""}}')
+
+
+def _assemble(answered: list[tuple[str, bytes]], cap: int) -> tuple[list[bytes], list[tuple[str, str]]]:
+    """The items that fit in a response of ``cap`` bytes (``limits.responseBytes``, room kept
+    for the envelope and a full ``systemError``), and the keys left out, with why.
+
+    A key left out goes to ``systemError``, not to a per-key error item, on purpose: Gatekeeper
+    caches every item it gets, errors included, for its TTL (minutes), but never a
+    ``systemError``. Not fitting is a property of *this request* (which other keys came with
+    it, how big their verdicts are), not of the key: as an item it would deny the image for
+    minutes after a small request would have admitted it. Transient, the next admission asks
+    Gatekeeper's cache for the keys this answer carried and the provider only for the rest, so
+    the answers get smaller until every key has its verdict. Only an item too big for any
+    response on its own (a verdict over the whole cap) is a property of the key: it becomes a
+    definitive ``LIMIT_EXCEEDED`` item, which denies. Keys over the cap are not put in the
+    transient memory: the registry did not stall, the next call can answer them.
+    """
+    # a cap configured below the systemError reserve still lets half of it carry items
+    room = max(cap - _ENVELOPE_BYTES - SYSTEM_ERROR_BYTES - 64, cap // 2)
+    items: list[bytes] = []
+    overflow: list[tuple[str, str]] = []
+    used = 0
+    for key, item in answered:
+        size = len(item) + (1 if items else 0)
+        if used + size <= room:
+            items.append(item)
+            used += size
+            continue
+        if len(item) > room:  # never fits: a definitive error the image's policies deny on
+            small = _item(key, error=(
+                f"LIMIT_EXCEEDED: the verdict of {len(item)} bytes is over limits.responseBytes ({cap}) on its own;"
+                " raise limits.responseBytes or lower limits.verdictBytes"
+            ))
+            small_size = len(small) + (1 if items else 0)
+            if used + small_size <= room:
+                items.append(small)
+                used += small_size
+                continue
+        overflow.append((key, f"LIMIT_EXCEEDED: this answer reached limits.responseBytes ({cap}); {key} is answered on the next call"))
+    return items, overflow
+
+
+def _system_error(transient: list[tuple[str, str]]) -> str:
+    """"transient failure, retry: key: reason; …", at most :data:`SYSTEM_ERROR_BYTES` bytes."""
+    if not transient:
+        return ""
+    text = "transient failure, retry: "
+    for i, (key, reason) in enumerate(transient):
+        part = ("; " if i else "") + f"{key}: {reason}"
+        if len((text + part).encode()) > SYSTEM_ERROR_BYTES - 64:
+            return text + f"; and {len(transient) - i} more keys (the rest of the list is cut at {SYSTEM_ERROR_BYTES} bytes)"
+        text += part
+    return text
 
 
 def _bad_request(message: str) -> Response:
@@ -119,7 +271,6 @@ def verify() -> Response:
         return _bad_request(str(exc))
     metrics.KEYS_PER_REQUEST.observe(len(keys))
 
-    items: list[bytes] = []
     valid: list[str] = []
     per_key_errors: dict[Any, str] = {}
     for key in keys:
@@ -132,8 +283,18 @@ def verify() -> Response:
             )
         else:
             valid.append(key)
-    result = engine.verify_batch(valid, deadline=deadline)
-    transient: list[str] = []
+    memory = transient_memory(current_app, config.server.transient_memory_seconds)
+    remembered: dict[str, str] = {}
+    fresh: list[str] = []
+    for key in valid:
+        text = memory.recall(key)
+        if text is None:
+            fresh.append(key)
+        else:
+            remembered[key] = text
+    result = engine.verify_batch(fresh, deadline=deadline) if fresh else None
+    transient: list[tuple[str, str]] = []
+    answered: list[tuple[str, bytes]] = []  # (key, item) in request order
     seen: set[str] = set()
     for key in keys:
         k = key if isinstance(key, str) else json.dumps(key)
@@ -141,18 +302,21 @@ def verify() -> Response:
             continue
         seen.add(k)
         if k in per_key_errors:
-            items.append(_item(k, error=per_key_errors[k]))
-        elif k in result.verdicts:
-            items.append(_item(k, result.verdicts[k]))
-        elif k in result.errors:
+            answered.append((k, _item(k, error=per_key_errors[k])))
+        elif k in remembered:
+            transient.append((k, remembered[k]))
+        elif result is not None and k in result.verdicts:
+            answered.append((k, _item(k, result.verdicts[k])))
+        elif result is not None and k in result.errors:
             err = result.errors[k]
             if err.transient:
-                transient.append(f"{k}: {err}")
+                transient.append((k, str(err)))
+                memory.remember(k, str(err))
             else:
-                items.append(_item(k, error=str(err)))
-    system_error = ""
-    if transient:
-        system_error = "transient failure, retry: " + "; ".join(transient)
+                answered.append((k, _item(k, error=str(err))))
+    items, overflow = _assemble(answered, config.limits.response_bytes)
+    transient.extend(overflow)
+    system_error = _system_error(transient)
     log.info(
         "provider request",
         extra={
@@ -160,6 +324,8 @@ def verify() -> Response:
             "keys": len(keys),
             "items": len(items),
             "transient": len(transient),
+            "remembered": len(remembered),
+            "over_response_cap": len(overflow),
             "duration_ms": round((time.monotonic() - started) * 1000, 2),
         },
     )

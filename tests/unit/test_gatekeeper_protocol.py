@@ -83,3 +83,107 @@ def test_health_and_openapi(client) -> None:  # type: ignore[no-untyped-def]
 def test_unknown_route_is_json_404(client) -> None:  # type: ignore[no-untyped-def]
     resp = client.get("/nope")
     assert resp.status_code == 404 and resp.get_json()["error"]["reason"] == "REQUEST_INVALID"
+
+
+# --- transient memory (issue 16 item 5) and the response cap (item 6) ----------------------------
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _memory_client(tmp_path: Path, seconds: float):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    cfg = parse_config(f"store: {{dsn: 'sqlite:///{tmp_path}/s.db'}}\nregistries: {{allowPrivate: true}}\n", env={})
+    # set in code: config.py does not accept transientMemorySeconds: 0 yet (its docs say 0 turns it off)
+    cfg = replace(cfg, server=replace(cfg.server, transient_memory_seconds=seconds))
+    app = create_app(cfg)
+    engine = app.extensions["stellaops.engine"]
+    calls: list[list[str]] = []
+    real = engine.verify_batch
+
+    def counting(keys, **kw):  # type: ignore[no-untyped-def]
+        calls.append(list(keys))
+        return real(keys, **kw)
+
+    engine.verify_batch = counting
+    return app.test_client(), calls
+
+
+def test_a_transient_key_is_answered_from_memory_with_the_same_system_error(tmp_path: Path) -> None:
+    client, calls = _memory_client(tmp_path, 30)
+    key = f"127.0.0.1:{_closed_port()}/app:v1"
+    first = client.post("/gatekeeper/v1/verify", data=_req([key]), content_type="application/json").get_json()
+    second = client.post("/gatekeeper/v1/verify", data=_req([key]), content_type="application/json").get_json()
+    assert first["response"]["items"] == [] and key in first["response"]["systemError"]
+    assert second["response"] == first["response"]  # the same systemError, nothing cached by Gatekeeper
+    assert calls == [[key]]  # the second call did not reach the engine
+
+
+def test_the_memory_off_calls_the_engine_every_time(tmp_path: Path) -> None:
+    client, calls = _memory_client(tmp_path, 0)
+    key = f"127.0.0.1:{_closed_port()}/app:v1"
+    for _ in range(2):
+        client.post("/gatekeeper/v1/verify", data=_req([key]), content_type="application/json")
+    assert calls == [[key], [key]]
+
+
+def test_definitive_answers_are_never_remembered(tmp_path: Path) -> None:
+    client, calls = _memory_client(tmp_path, 30)
+    key = "127.0.0.1:5000/app@sha256:nothex"  # INVALID_REFERENCE: definitive
+    for _ in range(2):
+        body = client.post("/gatekeeper/v1/verify", data=_req([key]), content_type="application/json").get_json()
+        assert body["response"]["items"][0]["error"].startswith("INVALID_REFERENCE")
+    assert calls == [[key], [key]]
+
+
+def test_transient_memory_expires_is_bounded_and_thread_safe() -> None:
+    import threading
+
+    from stellaops.gatekeeper import TransientMemory
+
+    now = [100.0]
+    memory = TransientMemory(5, max_keys=3, clock=lambda: now[0])
+    memory.remember("a", "A: stalled")
+    assert memory.recall("a") == "A: stalled"
+    now[0] += 5.0
+    assert memory.recall("a") is None  # expired
+    for k in "bcde":
+        memory.remember(k, k)
+    assert len(memory) == 3 and memory.recall("b") is None and memory.recall("e") == "e"
+    memory.remember("x", "y" * 10_000)
+    assert len(memory.recall("x") or "") <= 1025
+
+    big = TransientMemory(60, max_keys=500)
+    threads = [threading.Thread(target=lambda i=i: [big.remember(f"{i}-{j}", "t") for j in range(200)]) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(big) == 500
+
+
+def test_response_cap_moves_what_does_not_fit_to_system_error_not_to_cached_items() -> None:
+    from stellaops.gatekeeper import _assemble, _item, _system_error
+
+    class V:  # any object with to_json() is a verdict for _item
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def to_json(self) -> dict[str, str]:
+            return {"pad": "x" * self.n}
+
+    answered = [(f"k{i}", _item(f"k{i}", V(40_000))) for i in range(10)]
+    items, overflow = _assemble(answered, 200_000)
+    assert 1 <= len(items) < 10 and len(items) + len(overflow) == 10
+    assert sum(len(i) for i in items) + len(items) <= 200_000
+    assert all(reason.startswith("LIMIT_EXCEEDED") for _, reason in overflow)
+    # one verdict over the whole cap: a definitive per-key error (it never fits, whatever the batch)
+    items, overflow = _assemble([("huge", _item("huge", V(500_000)))], 200_000)
+    assert overflow == [] and json.loads(items[0])["error"].startswith("LIMIT_EXCEEDED")
+    # the systemError text itself is bounded
+    text = _system_error([(f"key-{i}" * 20, "DEADLINE_EXCEEDED " * 10) for i in range(1000)])
+    assert len(text.encode()) <= 16 * 1024 and "more keys" in text
