@@ -104,6 +104,13 @@ def _parse_bundle(data: bytes) -> _Material:
             "the sigstore bundle holds no dsseEnvelope (a messageSignature bundle signs a blob, not an attestation)"
         )
     envelope = dsse.parse_envelope_obj(doc["dsseEnvelope"])
+    if len(envelope.signatures) != 1:
+        # the bundle spec (sigstore-go: invalid signature count; sigstore-python refuses it too):
+        # a bundle binds one signature to its one verification material
+        raise dsse.MalformedEnvelope(
+            f"a sigstore bundle's DSSE envelope must carry exactly one signature, this one carries {len(envelope.signatures)}",
+            hint="a bundle holds one signature and its verification material; sign each signer's bundle separately",
+        )
     # Digest of the envelope as cosign v3 serialises it (= its legacy layer bytes), so that
     # copies of one attestation found as a bundle and as a .att layer are recognised.
     envelope_digest = "sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
@@ -516,7 +523,16 @@ def _check_tlog(m: _Material, trust: TrustConfig, signers: _Signers) -> TlogResu
     first: TlogResult | None = None
     accepted: list[Any] = []
     kept_keys: list[_KeySigner] = []
-    keyless_ok = signers.deferred  # a Rekor v2 entry: sigstore-python decides (verify_candidate)
+    keyless_ok = signers.deferred  # a Rekor v2 entry: SET-less; its proof is sigstore-python's (verify_candidate)
+    if signers.keyless_used and signers.deferred:
+        # ...but that it records this envelope and this certificate is checked here too
+        from .tlog import check_binding
+
+        try:
+            check_binding(m.tlog_entries[0], m.envelope, envelope_bytes=m.envelope_bytes, verifiers=[signers.cert_der])
+        except StellaError as exc:
+            errors.append(exc)
+            keyless_ok = False
     for ders, entries, group_needed, key_signer in groups:
         ok: TlogResult | None = None
         for entry in entries if root is not None else []:

@@ -355,6 +355,66 @@ def _hash_value(doc: Any, what: str) -> str:
     return doc["value"].lower()
 
 
+def _same_signatures(logged: list[bytes], envelope: Envelope) -> None:
+    """The entry records exactly the envelope's signatures: all of them, each as often, nothing
+    else. A subset is not enough: the envelope verified must be the envelope that was logged."""
+    ours = sorted(s.sig for s in envelope.signatures)
+    if sorted(logged) != ours:
+        raise TlogInvalid(
+            f"the log entry records {len(logged)} signature(s) and the envelope carries {len(ours)}, which are not the same: "
+            "this envelope is not the one that was logged",
+            hint="the envelope's signatures were added, removed or altered after it was logged",
+        )
+
+
+_HASH_NAMES = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+
+
+def _prehash_of(der: bytes, is_cert: bool) -> str:
+    """The hash a Rekor v2 ``hashedrekord`` entry uses for this verifier's key type (the key's own
+    scheme: ECDSA its curve's hash, RSA SHA-256, Ed25519 SHA-512)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    try:
+        key = x509.load_der_x509_certificate(der).public_key() if is_cert else serialization.load_der_public_key(der)
+    except (ValueError, TypeError) as exc:
+        raise TlogInvalid("the verifier recorded in the Rekor v2 entry is not a DER certificate or key") from exc
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}.get(key.curve.name, "")
+    if isinstance(key, rsa.RSAPublicKey):
+        return "sha256"
+    return "sha512"
+
+
+def _hashedrekord_v002(spec: dict[str, Any], envelope: Envelope) -> bytes:
+    """Rekor v2's record of a DSSE envelope (rekor-v2 spec §6.1.4, as sigstore-python checks it):
+    ``data`` = hash of PAE(payloadType, payload) under the verifier's hash, ``signature.content``
+    = the envelope's one signature, ``signature.verifier`` = the certificate or key. Returns the
+    verifier's DER."""
+    body = spec.get("hashedRekordV002")
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict) or not isinstance(body.get("signature"), dict):
+        raise TlogInvalid("the hashedrekord 0.0.2 entry has no hashedRekordV002 data and signature")
+    if len(envelope.signatures) != 1:
+        raise TlogInvalid("a Rekor v2 hashedrekord entry records one signature; the envelope carries several")
+    sig = body["signature"]
+    verifier = sig.get("verifier") if isinstance(sig.get("verifier"), dict) else {}
+    if isinstance(verifier.get("x509Certificate"), dict):
+        der, is_cert = _b64(verifier["x509Certificate"].get("rawBytes"), "signature.verifier.x509Certificate.rawBytes"), True
+    elif isinstance(verifier.get("publicKey"), dict):
+        der, is_cert = _b64(verifier["publicKey"].get("rawBytes"), "signature.verifier.publicKey.rawBytes"), False
+    else:
+        raise TlogInvalid("the hashedrekord 0.0.2 entry records no verifier (x509Certificate or publicKey)")
+    if _b64(sig.get("content"), "signature.content") != envelope.signatures[0].sig:
+        raise TlogInvalid("the Rekor v2 entry records another signature: this envelope is not the one that was logged")
+    name = _HASH_NAMES.get(str(body["data"].get("algorithm")))
+    expected = _prehash_of(der, is_cert)
+    if name is None or name != expected:
+        raise TlogInvalid(f"the Rekor v2 entry hashes with {body['data'].get('algorithm')!r}; its verifier's key type uses {expected or 'no known hash'}")
+    if _b64(body["data"].get("digest"), "data.digest") != hashlib.new(name, envelope.pae).digest():
+        raise TlogInvalid("the Rekor v2 entry records the hash of another payload or payload type: it is not this attestation's entry")
+    return der
+
+
 def check_binding(
     entry: LogEntry,
     envelope: Envelope,
@@ -364,9 +424,14 @@ def check_binding(
 ) -> None:
     """The entry must record this envelope and one of ``verifiers`` (DER of a key or certificate).
 
-    ``envelope_bytes`` are the exact bytes cosign uploaded (a legacy layer); for a sigstore bundle
-    the envelope's original serialisation is unknown, so, like sigstore-python, only the payload
-    hash and the signature list are compared."""
+    Every kind records the envelope canonically, and all of what it records must be this
+    envelope's: ``dsse`` 0.0.1 the payload hash and **exactly** the envelope's signatures (and,
+    for a legacy layer, the hash of its exact bytes); ``intoto`` 0.0.2 the payload type, payload
+    hash and exactly its signatures (and the exact bytes' hash); ``intoto`` 0.0.1 the payload
+    hash (and the exact bytes' hash); Rekor v2 ``hashedrekord`` 0.0.2 the hash of PAE and the
+    one signature. ``envelope_bytes`` are the exact bytes cosign uploaded (a legacy layer); a
+    sigstore bundle keeps no original serialisation, so there, like sigstore-python, the
+    envelope hash is not compared (the signatures and payload are)."""
     kind, version, doc = _kind(entry.body)
     spec = doc["spec"]
     payload_hash = hashlib.sha256(envelope.payload).hexdigest()
@@ -378,15 +443,15 @@ def check_binding(
             if _hash_value(spec.get("envelopeHash"), "spec.envelopeHash") != hashlib.sha256(envelope_bytes).hexdigest():
                 raise TlogInvalid("the log entry records another envelope (envelopeHash differs from sha256 of the layer bytes)")
         sigs = spec.get("signatures")
-        if not isinstance(sigs, list) or not sigs:
-            raise TlogInvalid("the dsse log entry lists no signatures")
-        ours = {base64.b64encode(s.sig).decode() for s in envelope.signatures}
+        if not isinstance(sigs, list) or not sigs or len(sigs) > 16:
+            raise TlogInvalid("the dsse log entry must list 1 to 16 signatures")
+        logged = []
         for s in sigs:
             if not isinstance(s, dict):
                 raise TlogInvalid("a dsse log entry signature is not an object")
-            if s.get("signature") not in ours:
-                raise TlogInvalid("the log entry lists a signature that is not on this envelope")
+            logged.append(_b64(s.get("signature"), "spec.signatures[].signature"))
             found.append(_pem_der(s.get("verifier"), "spec.signatures[].verifier"))
+        _same_signatures(logged, envelope)
     elif kind == "intoto" and version in ("0.0.1", "0.0.2"):
         content = spec.get("content")
         if not isinstance(content, dict):
@@ -399,19 +464,33 @@ def check_binding(
             found.append(_pem_der(spec.get("publicKey"), "spec.publicKey"))
         else:
             env = content.get("envelope") if isinstance(content.get("envelope"), dict) else {}
-            # rekor stores intoto v0.0.2 signatures base64-encoded once more
-            ours = {s.sig for s in envelope.signatures} | {base64.b64encode(s.sig) for s in envelope.signatures}
+            if env.get("payloadType") != envelope.payload_type:
+                raise TlogInvalid(
+                    f"the log entry records payloadType {env.get('payloadType')!r}, the envelope has {envelope.payload_type!r}: "
+                    "it is not the envelope that was logged"
+                )
             entry_sigs = env.get("signatures") or []
-            if not isinstance(entry_sigs, list) or not entry_sigs:
-                raise TlogInvalid("the intoto log entry lists no signatures")
+            if not isinstance(entry_sigs, list) or not entry_sigs or len(entry_sigs) > 16:
+                raise TlogInvalid("the intoto log entry must list 1 to 16 signatures")
+            logged = []
             for s in entry_sigs:
                 if not isinstance(s, dict):
                     raise TlogInvalid("an intoto log entry signature is not an object")
-                if _b64(s.get("sig"), "spec.content.envelope.signatures[].sig") not in ours:
-                    raise TlogInvalid("the log entry lists a signature that is not on this envelope: it records another attestation")
+                raw = _b64(s.get("sig"), "spec.content.envelope.signatures[].sig")
+                # rekor stores intoto v0.0.2 signatures base64-encoded once more (decode that layer)
+                try:
+                    raw = base64.b64decode(raw, validate=True)
+                except (binascii.Error, ValueError):
+                    pass  # some clients logged the raw signature: compared as is
+                logged.append(raw)
                 found.append(_pem_der(s.get("publicKey"), "spec.content.envelope.signatures[].publicKey"))
+            _same_signatures(logged, envelope)
+    elif kind == "hashedrekord" and version == "0.0.2":
+        found.append(_hashedrekord_v002(spec, envelope))
     else:
-        raise TlogInvalid(f"log entry kind {kind}/{version} cannot record an attestation", hint="expected dsse 0.0.1 or intoto 0.0.1/0.0.2")
+        raise TlogInvalid(
+            f"log entry kind {kind}/{version} cannot record an attestation", hint="expected dsse 0.0.1, intoto 0.0.1/0.0.2 or hashedrekord 0.0.2 (Rekor v2)"
+        )
     if not any(f in verifiers for f in found):
         raise TlogInvalid("the key or certificate in the log entry is not the one that signed this envelope")
 

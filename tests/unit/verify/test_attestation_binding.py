@@ -86,11 +86,33 @@ def _junk_intoto(ts: TestSigstore, key_pem: str, when: int) -> LogEntryParts:
 # --------------------------------------------------------------------------- 1: a key signer's own entry
 
 
+def _legacy(cert: Any, env: dict[str, Any], entry: LogEntryParts | None) -> Candidate:
+    """The same envelope as a cosign legacy ``.att`` layer (several signatures are allowed there;
+    its one entry must record the exact layer bytes and every signature)."""
+    from stellaops.candidate import CosignLayerAnnotations
+
+    return Candidate(kind="dsse", data=json.dumps(env, separators=(",", ":")).encode(), source="cosign-tag", attached_to="",
+                     cosign=CosignLayerAnnotations(certificate=pem(cert), rekor_bundle=entry.cosign_bundle() if entry else ""))  # fmt: skip
+
+
+def _logged_each(ts: TestSigstore, payload: bytes, signed: list[tuple[bytes, str]], when: int) -> LogEntryParts:
+    """A valid ``dsse`` entry recording each (signature, verifier PEM) of a multi-signed envelope."""
+    import hashlib
+
+    env = json.dumps(_envelope(payload, *(sig for sig, _ in signed)), separators=(",", ":")).encode()
+    body = rfc8785.dumps({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+        "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(env).hexdigest()},
+        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+        "signatures": [{"signature": _b64(sig), "verifier": _b64(v.encode())} for sig, v in signed]}})  # fmt: skip
+    return ts.rekor.add(body, when)
+
+
 def test_key_signer_require_tlog_is_not_met_by_an_entry_of_an_untrusted_certificate(test_sigstore: TestSigstore) -> None:
-    """Reviewer's repro F: the key's signature was never logged; the bundle adds an attacker's
+    """Reviewer's repro F: the key's signature was never logged; the envelope adds an attacker's
     signature and certificate (from a CA nobody trusts) and a valid entry that records only
-    those. Before: verified with tlog verified+required (the unchecked certificate's DER was a
-    verifier for the key signer). Now: the entry records no key signer → TLOG_INVALID."""
+    those. Before: verified with tlog verified+required. As a sigstore bundle that envelope is
+    now refused outright (one signature per bundle, issue 17); as a legacy layer the entry is
+    not the envelope's (it records a subset of its signatures) → TLOG_INVALID."""
     rk = make_private_key("p256")
     payload = statement()
     pae = dsse.pae(dsse.PAYLOAD_TYPE_INTOTO, payload)
@@ -98,14 +120,15 @@ def test_key_signer_require_tlog_is_not_met_by_an_entry_of_an_untrusted_certific
     attacker = TestSigstore().issue()
     asig = keys.sign(attacker.key, pae)
     entry = _logged(test_sigstore, payload, [asig], pem(attacker.cert), int(time.time()))
-    cand = _bundle(attacker.cert, _envelope(payload, key_sig, asig), entry)
-    res = verify_candidate(cand, IMAGE_DIGEST, test_sigstore.trust(key_authority(rk), require_tlog=True))
+    trust = test_sigstore.trust(key_authority(rk), require_tlog=True)
+    res = verify_candidate(_bundle(attacker.cert, _envelope(payload, key_sig, asig), entry), IMAGE_DIGEST, trust)
+    assert not res.verified and res.errors[0].reason == "MALFORMED_ENVELOPE", res
+    res = verify_candidate(_legacy(attacker.cert, _envelope(payload, key_sig, asig), entry), IMAGE_DIGEST, trust)
     assert not res.verified and res.errors[0].reason == "TLOG_INVALID", res
     assert not res.signers and not res.tlog.verified and res.tlog.required
-    # the control: the key's own entry satisfies requireTlog
-    own = _logged(test_sigstore, payload, [key_sig], _key_pem(rk), int(time.time()))
-    res = verify_candidate(_bundle(attacker.cert, _envelope(payload, key_sig, asig), entry, own), IMAGE_DIGEST,
-                           test_sigstore.trust(key_authority(rk), require_tlog=True))  # fmt: skip
+    # the control: an entry of the whole envelope, recording the key for its signature
+    own = _logged_each(test_sigstore, payload, [(key_sig, _key_pem(rk)), (asig, pem(attacker.cert))], int(time.time()))
+    res = verify_candidate(_legacy(attacker.cert, _envelope(payload, key_sig, asig), own), IMAGE_DIGEST, trust)
     assert res.verified and [s.kind for s in res.signers] == ["key"] and res.tlog.log_index == own.log_index, res
 
 
@@ -118,7 +141,7 @@ def test_key_signer_without_require_tlog_keeps_its_verdict_but_not_that_entry(te
     attacker = TestSigstore().issue()
     asig = keys.sign(attacker.key, pae)
     entry = _logged(test_sigstore, payload, [asig], pem(attacker.cert), int(time.time()))
-    cand = _bundle(attacker.cert, _envelope(payload, keys.sign(rk, pae), asig), entry)
+    cand = _legacy(attacker.cert, _envelope(payload, keys.sign(rk, pae), asig), entry)  # (a bundle: one signature only)
     res = verify_candidate(cand, IMAGE_DIGEST, test_sigstore.trust(key_authority(rk), require_tlog=False))
     assert res.verified and [s.kind for s in res.signers] == ["key"]
     assert not res.tlog.verified and res.tlog.log_index is None  # before: the attacker's entry, verified
@@ -149,12 +172,15 @@ def test_keyless_signer_is_not_dated_by_the_key_signers_entry(test_sigstore: Tes
         if extra == "junk-garbage-set":
             junk = dataclasses.replace(junk, set_=b"\x30\x00garbage")
         entries.append(junk)
+    # a two-signature bundle is refused before any entry is read (issue 17: one signature per bundle)
     res = verify_candidate(_bundle(leaf.cert, env, *entries), IMAGE_DIGEST, ts.trust(key_authority(rk), CI, require_tlog=True))
-    assert res.verified, res.errors
-    assert [(s.kind, s.authority) for s in res.signers] == [("key", "release-key")]
-    assert res.tlog.verified and res.tlog.log_index == key_entry.log_index
+    assert not res.verified and res.errors[0].reason == "MALFORMED_ENVELOPE", res.errors
+    # as a legacy layer, the key's entry records only its own signature: not this envelope
+    res = verify_candidate(_legacy(leaf.cert, env, key_entry), IMAGE_DIGEST, ts.trust(key_authority(rk), CI, require_tlog=True))
+    assert not res.verified and res.errors[0].reason == "TLOG_INVALID" and res.tlog.required
+    assert not any(s.kind == "keyless" for s in res.signers)
     # keyless alone: nothing dates the certificate → refused
-    res = verify_candidate(_bundle(leaf.cert, env, *entries), IMAGE_DIGEST, ts.trust(CI, require_tlog=True))
+    res = verify_candidate(_legacy(leaf.cert, env, key_entry), IMAGE_DIGEST, ts.trust(CI, require_tlog=True))
     assert not res.verified and res.errors[0].reason == "TLOG_INVALID" and res.tlog.required
 
 
@@ -201,10 +227,11 @@ def test_an_extra_entry_does_not_switch_off_sigstore_python(
         entries.append(dataclasses.replace(junk, set_=b"\x30\x00garbage") if extra == "junk-garbage-set" else junk)
     res = verify_candidate(_bundle(leaf.cert, _envelope(payload, key_sig, cert_sig), *entries), IMAGE_DIGEST,
                            ts.trust(key_authority(rk), CI, require_tlog=True))  # fmt: skip
-    assert not res.verified and "sigstore-python" in res.errors[0].message, res
-    assert len(sigstore_calls) == 1
-    sent = sigstore_calls[0]["verificationMaterial"]["tlogEntries"]
-    assert [int(e["logIndex"]) for e in sent] == [cert_entry.log_index]
+    # since issue 17 our own parse refuses the two-signature bundle, whatever entries come with it
+    # (before: sigstore-python was the only check that did); the one-entry copy handed to
+    # sigstore-python is covered by the genuine-bundle control below
+    assert not res.verified and res.errors[0].reason == "MALFORMED_ENVELOPE" and "exactly one signature" in res.errors[0].message, res
+    assert sigstore_calls == []
 
 
 def test_a_genuine_keyless_bundle_with_a_second_entry_is_checked_by_sigstore_python_with_one(
