@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -134,7 +135,7 @@ def summarize(predicate_type: str, predicate: Any) -> dict[str, Any]:
             rd = predicate.get("runDetails") or {}
             params = bd.get("externalParameters") or {}
             wf = params.get("workflow") if isinstance(params.get("workflow"), dict) else {}
-            source = _str(params.get("source")) or _str(wf.get("repository"))
+            source = _str(params.get("source")) or _workflow_source(wf)
             if not source:
                 for dep in bd.get("resolvedDependencies") or []:
                     if isinstance(dep, dict) and dep.get("uri"):
@@ -156,6 +157,37 @@ def summarize(predicate_type: str, predicate: Any) -> dict[str, Any]:
     return {}
 
 
+def _workflow_source(workflow: dict[str, Any]) -> str:
+    """GitHub Actions' SLSA v1 provenance (buildType .../workflow/v1) signs the repository and the
+    ref apart (``externalParameters.workflow.{repository, ref}``); policies match one ``source``,
+    so join them as ``git+<repository>@<ref>`` (the form of its resolvedDependencies uri). A
+    repository that already ends with ``@<ref>`` is kept; without a ref, the repository alone (a
+    "built from main" pattern then cannot match: nothing signed says main)."""
+    repository = _str(workflow.get("repository"))
+    ref = _str(workflow.get("ref"))
+    if not repository or not ref or repository.endswith("@" + ref):
+        return repository
+    prefix = "" if repository.startswith("git+") else "git+"
+    return f"{prefix}{repository}@{ref}"
+
+
+# A scan count the summary states beyond any real number (infinite, NaN, absurdly large) is kept
+# as this: still a count every threshold refuses, and a valid JSON integer in the verdict.
+MAX_SCAN_COUNT = 2**53 - 1
+
+
+def _summary_count(value: Any) -> int:
+    """One severity of a scan predicate's own ``summary``: 0 when it is not a count (the findings
+    then decide), a fraction rounded up, anything unbounded as MAX_SCAN_COUNT."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return MAX_SCAN_COUNT
+        value = math.ceil(value)
+    return max(0, min(int(value), MAX_SCAN_COUNT))
+
+
 def _summarize_scan(p: dict[str, Any]) -> dict[str, Any]:
     counts = {s: 0 for s in SEVERITIES}
     findings = []
@@ -173,6 +205,11 @@ def _summarize_scan(p: dict[str, Any]) -> dict[str, Any]:
                 "fixedVersion": _str(f.get("fixedVersion")),
             }
         )
+    # The predicate's own summary is signed too: a count it states above the findings listed (a
+    # scanner that truncates its list) is honoured; it never lowers what the findings count.
+    stated = p.get("summary") if isinstance(p.get("summary"), dict) else {}
+    for sev in SEVERITIES:
+        counts[sev] = max(counts[sev], _summary_count(stated.get(sev)))
     scanner = p.get("scanner") if isinstance(p.get("scanner"), dict) else {}
     return {
         "scanner": {"name": _str(scanner.get("name")), "version": _str(scanner.get("version"))},
