@@ -30,6 +30,10 @@ Options:
   --ca-cert FILE --ca-key FILE
                         use this CA instead of making one (renewing the serving certificate)
   --days N              serving/client certificate validity in days (default 365)
+  --san DNS:NAME|IP:ADDR
+                        another subjectAltName for the serving certificate (repeatable), for a
+                        provider called by another name than its Service, e.g. a Provider URL
+                        of https://127.0.0.1:8443 when Gatekeeper runs outside the cluster
   --client NAME         also issue a client certificate (repeatable)
   --force               overwrite existing keys in DIR/certs
   --site                also write DIR/kustomization.yaml and what it needs (below)
@@ -57,7 +61,7 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 OUT="" GK_CA="" CA_CERT="" CA_KEY="" DAYS=365 FORCE=0 SITE=0
 OVERLAY=default CERT_MANAGER=0 CONFIG="" DOCKER_CONFIG="" IMAGE=""
-CLIENTS=() TRUST_FILES=() TENANTS=()
+CLIENTS=() TRUST_FILES=() TENANTS=() SANS=()
 
 need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -68,6 +72,7 @@ while [[ $# -gt 0 ]]; do
     --ca-key) need_arg "$@"; CA_KEY=$2; shift 2 ;;
     --days) need_arg "$@"; DAYS=$2; shift 2 ;;
     --client) need_arg "$@"; CLIENTS+=("$2"); shift 2 ;;
+    --san) need_arg "$@"; SANS+=("$2"); shift 2 ;;
     --force) FORCE=1; shift ;;
     --site) SITE=1; shift ;;
     --overlay) need_arg "$@"; OVERLAY=$2; shift 2 ;;
@@ -89,6 +94,10 @@ command -v openssl >/dev/null || die "openssl is not installed"
 for name in "${CLIENTS[@]+"${CLIENTS[@]}"}" "${TENANTS[@]+"${TENANTS[@]}"}"; do
   [[ "$name" =~ ^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$ ]] \
     || die "'$name' is not a valid name (lower-case letters, digits, '-' and '.'; at most 63)"
+done
+for san in "${SANS[@]+"${SANS[@]}"}"; do
+  [[ "$san" =~ ^DNS:[a-z0-9*]([a-z0-9.-]{0,251}[a-z0-9])?$ || "$san" =~ ^IP:[0-9a-fA-F.:]{2,45}$ ]] \
+    || die "--san: '$san' is not DNS:NAME or IP:ADDRESS (e.g. DNS:stellaops.example.com, IP:127.0.0.1)"
 done
 if [[ $SITE -eq 0 ]]; then
   for opt in "$CONFIG" "$DOCKER_CONFIG" "$IMAGE" "${TRUST_FILES[@]+"${TRUST_FILES[@]}"}" "${TENANTS[@]+"${TENANTS[@]}"}"; do
@@ -171,11 +180,13 @@ issue() {
 
 # ------------------------------------------------------------------------- serving certificate
 DNS="$SERVICE.$NAMESPACE.svc"
+EXTRA_SANS=""
+for san in "${SANS[@]+"${SANS[@]}"}"; do EXTRA_SANS+=", $san"; done
 if [[ $CERT_MANAGER -eq 0 ]]; then
   issue tls "$DNS" "basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = DNS:$DNS, DNS:$DNS.cluster.local, DNS:$SERVICE.$NAMESPACE, DNS:$SERVICE
+subjectAltName = DNS:$DNS, DNS:$DNS.cluster.local, DNS:$SERVICE.$NAMESPACE, DNS:$SERVICE$EXTRA_SANS
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid"
 fi
