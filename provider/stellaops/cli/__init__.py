@@ -23,6 +23,10 @@ EXIT_USAGE = 2
 EXIT_TRANSIENT = 3
 EXIT_INTERNAL = 4
 
+# Set while the command line is parsed (``-v``/``--verbose``, ``-d``/``--debug`` however they
+# are typed: see common.verbose_option); read when an error is reported.
+FLAGS: dict[str, bool] = {}
+
 
 class _LazyGroup(click.Group):
     """A click group whose commands are ``module:attr`` strings, imported on first use."""
@@ -60,13 +64,35 @@ TOP_COMMANDS = {
 }
 
 
+def _group_flags(func: Any) -> Any:
+    """``-v``/``-d`` before the command too (``stella -d attest oci-list IMAGE``, as cosign's
+    persistent ``-d``); the commands take them as well (common.verbose_option)."""
+
+    def on_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            FLAGS["verbose"] = True
+
+    def on_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            from .common import _set_debug
+
+            _set_debug(ctx, param, value)
+
+    func = click.option("--debug", "-d", is_flag=True, expose_value=False, is_eager=True, callback=on_debug,
+                        help="Trace every HTTP request on stderr (method, URL, status); implies --verbose.")(func)
+    return click.option("--verbose", "-v", is_flag=True, expose_value=False, is_eager=True, callback=on_verbose,
+                        help="Show tracebacks on errors.")(func)
+
+
 @click.group(cls=_LazyGroup, lazy=ATTEST_COMMANDS)
+@_group_flags
 def attest() -> None:
     """Sign, attach, import, list and verify attestations (cosign-compatible)."""
 
 
 @click.group(cls=_LazyGroup, lazy={k: v for k, v in TOP_COMMANDS.items() if k != "attest"})
 @click.version_option(package_name="stellaops-attest", prog_name="stella")
+@_group_flags
 def cli() -> None:
     """StellaOps Attest: verify signed supply-chain attestations for Gatekeeper and CI.
 
@@ -78,11 +104,18 @@ def cli() -> None:
 cli.add_command(attest)
 
 
+def _reset_flags() -> None:
+    FLAGS.clear()
+    trace = sys.modules.get("stellaops.cli.trace")
+    if trace is not None:  # a previous in-process run (tests) turned the trace on
+        trace.disable_http_trace()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, mapping errors to one line and an exit code."""
     from ..errors import StellaError
 
-    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    _reset_flags()
     try:
         rc = cli.main(args=argv, prog_name="stella", standalone_mode=False)
     except click.exceptions.Abort:
@@ -95,13 +128,21 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         if exc.hint:
             click.echo(f"Hint: {exc.hint}", err=True)
-        if verbose:
+        if FLAGS.get("verbose"):
             import traceback
 
             traceback.print_exc()
         sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 4, the traceback with -v
+        click.echo(f"Error: INTERNAL_ERROR: {exc.__class__.__name__}: {exc}", err=True)
+        click.echo("Hint: this is a bug in stella; please report it with the output of the same command with --verbose", err=True)
+        if FLAGS.get("verbose"):
+            import traceback
+
+            traceback.print_exc()
+        sys.exit(EXIT_INTERNAL)
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)
 
 
@@ -110,6 +151,9 @@ def exit_code_for(exc: Exception) -> int:
 
     if not isinstance(exc, StellaError):
         return EXIT_INTERNAL
+    fixed = getattr(exc, "exit_code", None)  # e.g. common.InputError: bad input is a usage error
+    if isinstance(fixed, int):
+        return fixed
     if exc.transient:
         return EXIT_TRANSIENT
     if exc.reason in ("CONFIG_INVALID", "KEY_INVALID", "INVALID_REFERENCE", "REQUEST_INVALID"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import config_option, output_option, progress_option, verbose_option
+from .common import config_option, image_argument, output_option, progress_option, verbose_option
 
 
 def _parse_annotations(values: tuple[str, ...]) -> dict[str, str]:
@@ -21,7 +21,7 @@ def _parse_annotations(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.option("--image", "image", required=True, metavar="REF", help="The image to attach to (tag or digest).")
+@image_argument("The image to attach to (tag or digest)")
 @click.option(
     "--attestation", "attestation", required=True, metavar="FILE",
     help="A signed DSSE envelope or sigstore bundle JSON ('-' for stdin); a file of several, one per line, attaches each.",
@@ -67,7 +67,7 @@ def attach(
         --attestation scan.json \\
         --annotation "org.example/team=security" \\
         --annotation "org.example/policy-version=2.0"
-      stella attest attach --image registry.example.com/app:v1.0.0 --attestation scan.json \\
+      stella attest attach registry.example.com/app:v1.0.0 --attestation scan.json \\
         --tenant acme --scan-id scan-42 --format bundle,legacy,dsse --output json
       cosign verify-attestation --key cosign.pub --insecure-ignore-tlog \\
         --type stellaops.io/predicates/scan-result@v1 registry.example.com/app:v1.0.0

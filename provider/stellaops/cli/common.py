@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..errors import KeyLoadError
+from ..errors import KeyLoadError, StellaError
 
 config_option = click.option(
     "--config", "config_path", metavar="FILE", help="stellaops.yaml (default: $STELLAOPS_CONFIG, then ./stellaops.yaml)."
@@ -17,7 +17,91 @@ config_option = click.option(
 output_option = click.option(
     "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
 )
-verbose_option = click.option("--verbose", "-v", is_flag=True, help="Show details (tracebacks) on errors.")
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    """``-v``/``--verbose`` however typed (``-v``, ``--verbose``, ``-vo json``): ``main`` reads
+    the flag to add the traceback to an error."""
+    if value:
+        from . import FLAGS
+
+        FLAGS["verbose"] = True
+    return value
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        from . import FLAGS
+
+        FLAGS["verbose"] = True
+        if not FLAGS.get("debug"):
+            FLAGS["debug"] = True
+            from .trace import enable_http_trace
+
+            enable_http_trace()
+
+
+def verbose_option(func: Any) -> Any:
+    """``-v/--verbose`` (tracebacks on errors) and ``-d/--debug`` (cosign's ``-d``: a trace of
+    every HTTP request on stderr, method, URL and status, never a header or a credential)."""
+    func = click.option(
+        "--debug", "-d", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+        help="Trace every registry (and other HTTP) request on stderr: method, URL, status; implies --verbose.",
+    )(func)
+    return click.option(
+        "--verbose", "-v", is_flag=True, is_eager=True, callback=_set_verbose, help="Show details (tracebacks) on errors."
+    )(func)
+
+
+def image_argument(help_text: str, *, required: bool = True) -> Any:
+    """The image as a positional argument (as ``cosign`` and ``stella attest verify`` take it)
+    or as ``--image REF`` (kept working); the command receives it as ``image``. Giving both with
+    different values, or neither when required, is a usage error."""
+
+    def decorate(func: Any) -> Any:
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, image_pos: str | None = None, image_opt: str | None = None, **kwargs: Any) -> Any:
+            if image_pos is not None and image_opt is not None and image_pos != image_opt:
+                raise click.UsageError(f"the image is given twice, as {image_pos!r} and --image {image_opt!r}: give it once")
+            image = image_pos if image_pos is not None else image_opt
+            if image is not None and not image.strip():
+                raise click.UsageError("the image reference is empty")
+            if image is None and required:
+                raise click.UsageError("Missing argument 'IMAGE' (the image reference, e.g. registry.example.com/app:v1; --image REF works too).")
+            return func(*args, image=image, **kwargs)
+
+        wrapper = click.option("--image", "image_opt", metavar="REF", help=f"{help_text} (the same as the IMAGE argument).")(wrapper)
+        return click.argument("image_pos", metavar="IMAGE" if required else "[IMAGE]", required=False)(wrapper)
+
+    return decorate
+
+
+class PredicateTypeParam(click.ParamType):
+    """A predicate type as typed: a cosign alias or a URI. Empty is a usage error (cosign
+    would silently take its default; an empty type never matches anything)."""
+
+    name = "TYPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("the predicate type is empty: give a URI or one of cosign's aliases (custom, slsaprovenance, "
+                      "slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, link)", param, ctx)
+        if text != text.strip():
+            self.fail(f"{text!r} has leading or trailing spaces", param, ctx)
+        return text
+
+
+PREDICATE_TYPE = PredicateTypeParam()
+
+
+class InputError(StellaError):
+    """The user's input file is unusable (not JSON, not valid against its schema): a usage
+    error, exit 2, keeping the specific reason code (``PREDICATE_INVALID`` …)."""
+
+    exit_code = 2
 
 
 def read_password(prompt: str = "Enter password for private key") -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import Progress, config_option, emit_json, output_option, progress_option, progress_wanted, verbose_option
+from .common import Progress, config_option, emit_json, image_argument, output_option, progress_option, progress_wanted, verbose_option
 
 DEFAULT_TENANT = "default"
 
@@ -21,10 +21,10 @@ DEFAULT_TENANT = "default"
     "--envelope", "envelope_path", required=True, metavar="FILE",
     help="What `cosign download attestation` printed: DSSE envelopes and/or sigstore bundles, one JSON per line ('-' for stdin).",
 )  # fmt: skip
-@click.option(
-    "--image", "image", metavar="REF",
-    help="The image the attestations are about: each statement must name its digest. Without it, each is stored under its own subjects.",
-)  # fmt: skip
+@image_argument(
+    "The image the attestations are about: each statement must name its digest. Without it, each is stored under its own subjects",
+    required=False,
+)
 @click.option("--digest", "digest", metavar="sha256:HEX", help="The image digest, to check subjects without asking the registry.")
 @click.option(
     "--tenant", "tenant", default=DEFAULT_TENANT, show_default=True, metavar="T",
@@ -63,7 +63,7 @@ def import_(
     """
     from ..config import load_config
     from ..errors import RequestError
-    from ..importer import ImportReport, import_items, parse_cosign_download, resolve_image
+    from ..importer import ImportReport, import_items, resolve_image
     from ..importapi import ANNOTATION_SOURCE
     from ..store import check_tenant, open_store
 
@@ -71,7 +71,7 @@ def import_(
     show = progress_wanted(progress)
     data = _read(envelope_path)
     config = load_config(config_path)
-    items = parse_cosign_download(data)
+    items = _parse(data, envelope_path)
 
     def client() -> Any:
         from ..clients import make_registry_client
@@ -102,6 +102,27 @@ def import_(
             reason=_first_reason(report),
             hint="see the lines above; fix or drop those documents and import again (already stored ones are kept)",
         )
+
+
+def _parse(data: bytes, source: str) -> list[Any]:
+    """The documents of the input; a syntax error names every bad line (``FILE:LINE: not
+    JSON: …``) on stderr before the one-line error (exit 2)."""
+    from ..errors import RequestError
+    from ..importer import ImportSyntaxError, parse_cosign_download
+
+    try:
+        return parse_cosign_download(data)
+    except ImportSyntaxError as exc:
+        name = "<stdin>" if source == "-" else source
+        for problem in exc.problems:
+            click.echo(f"{name}:{problem['line']}: not JSON: {problem['message']}", err=True)
+        if exc.reason == "REQUEST_INVALID" and exc.problems:
+            raise RequestError(
+                exc.detail,
+                hint="give what `cosign download attestation` or `gh attestation download` wrote: one JSON document "
+                "(DSSE envelope or sigstore bundle) per line",
+            ) from exc
+        raise
 
 
 def _first_reason(report: Any) -> str:

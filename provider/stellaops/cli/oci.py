@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import config_option, output_option, verbose_option
+from .common import PREDICATE_TYPE, config_option, image_argument, output_option, verbose_option
 
 if TYPE_CHECKING:
     from ..candidate import Candidate
@@ -81,7 +81,7 @@ def _entry(c: Candidate) -> dict[str, Any]:
 
 
 @click.command("oci-list")
-@click.option("--image", "image", required=True, metavar="REF", help="The image (tag or digest).")
+@image_argument("The image (tag or digest)")
 @click.option(
     "--imported", is_flag=True,
     help="Also list attestations imported into the configured store (stella attest import), as the provider sees them.",
@@ -99,8 +99,8 @@ def oci_list(image: str, imported: bool, output: str, config_path: str | None, v
 
     \b
     Examples:
-      stella attest oci-list --image registry.example.com/app:v1.0.0
-      stella attest oci-list --image registry.example.com/app:v1.0.0 --output json
+      stella attest oci-list registry.example.com/app:v1.0.0
+      stella attest oci-list registry.example.com/app:v1.0.0 --output json
       stella attest oci-list --image registry.example.com/app:v1.0.0 --imported
       cosign tree registry.example.com/app:v1.0.0      # the same view, from cosign
     """
@@ -185,7 +185,7 @@ def _bundle_line(c: Candidate) -> str:
 @click.command("download")
 @click.argument("image", metavar="REF")
 @click.option(
-    "--predicate-type", "predicate_type", metavar="TYPE",
+    "--predicate-type", "predicate_type", metavar="TYPE", type=PREDICATE_TYPE,
     help="Only attestations of this predicate type (a URI or one of cosign's aliases).",
 )
 @config_option
@@ -226,7 +226,7 @@ def download(image: str, predicate_type: str | None, config_path: str | None, ve
     if wanted is not None and not lines:
         raise DiscoveryError(
             f"no attestations with predicate type '{wanted}' found",
-            hint=f"list what is attached with: stella attest oci-list --image {image}",
+            hint=f"list what is attached with: stella attest oci-list {image}",
         )
     for line in lines:
         click.echo(line)

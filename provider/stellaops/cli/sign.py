@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .common import config_option, load_signing_key, verbose_option
+from .common import PREDICATE_TYPE, InputError, config_option, image_argument, load_signing_key, verbose_option
 
 
 @click.command()
@@ -23,11 +23,12 @@ from .common import config_option, load_signing_key, verbose_option
 @click.option(
     "--type",
     "ptype",
+    type=PREDICATE_TYPE,
     default="custom",
     show_default=True,
     help="Predicate type URI, or one of cosign's aliases (custom, slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, link).",
 )
-@click.option("--image", "image", required=True, metavar="REF", help="The image the attestation is about (tag or digest).")
+@image_argument("The image the attestation is about (tag or digest)")
 @click.option("--digest", "digest", metavar="sha256:HEX", help="The image digest, to sign without asking the registry.")
 @click.option("--key", "key_path", metavar="FILE", help="Private key: cosign.key (COSIGN_PASSWORD) or PKCS#8 PEM.")
 @click.option("--bundle", "bundle_path", metavar="FILE", help="Also write a sigstore bundle (v0.3) of the attestation here.")
@@ -111,10 +112,16 @@ def sign(
     else:
         try:
             predicate = json.loads(raw)
-        except ValueError as exc:
-            raise StellaError(f"{predicate_path}: the predicate is not JSON: {exc}", reason="PREDICATE_INVALID") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InputError(
+                f"{predicate_path}: the predicate is not JSON: {exc}", reason="PREDICATE_INVALID",
+                hint="give the predicate as a JSON file, or --type custom to wrap any text as cosign does",
+            ) from exc
         if not no_validate:
-            validate_predicate(predicate_type, predicate)
+            try:
+                validate_predicate(predicate_type, predicate)
+            except StellaError as exc:  # not valid against its schema: bad input, exit 2
+                raise InputError(f"{predicate_path}: {exc.detail}", reason=exc.reason, hint=exc.hint) from exc
     statement = make_statement(
         ref.name, digest, predicate_type, predicate, statement_type=STATEMENT_V1 if statement_version == "v1" else STATEMENT_V01
     )
