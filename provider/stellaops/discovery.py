@@ -21,7 +21,8 @@ Sources, for the image digest and — when it is an index — for each platform 
    (``https://sigstore.dev/cosign/sign/v1``) is skipped: it signs the image, it attests nothing.
 2. **cosign's legacy tag** ``sha256-<hex>.att``: one candidate per DSSE layer, the layer bytes
    kept verbatim, ``dev.sigstore.cosign/*`` annotations carried in ``Candidate.cosign``.
-3. **The imported-attestation store**: ``store.find_by_digest(digest)``.
+3. **The imported-attestation store**: ``store.find_by_digest(digest, per_tenant=…, max_bytes=…)``,
+   inside the image's byte budget.
 
 Duplicates: one candidate per (source, location). The same envelope found in several places
 (a bundle referrer *and* an ``.att`` layer, as ``stella attest attach`` writes by default) is
@@ -37,10 +38,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .candidate import (
     KIND_BUNDLE,
@@ -52,9 +52,10 @@ from .candidate import (
     Candidate,
     CosignLayerAnnotations,
 )
+from .budget import ByteBudget, RequestBudgetExceeded
 from .errors import RegistryError, StellaError
 from .reference import Reference, cosign_attestation_tag
-from .registry import INDEX_MEDIA_TYPES, OCI_CONFIG, OCI_EMPTY, Descriptor, Manifest, RegistryClient
+from .registry import DOCKER_MANIFEST, INDEX_MEDIA_TYPES, OCI_CONFIG, OCI_EMPTY, OCI_MANIFEST, Descriptor, Manifest, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,13 @@ AMBIGUOUS_ARTIFACT_TYPES = frozenset(
     {"", OCI_EMPTY, OCI_CONFIG, "application/vnd.docker.container.image.v1+json", "application/vnd.unknown.config.v1+json"}
 )
 ANN_CREATED = "org.opencontainers.image.created"
+IMAGE_MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ANN_BUNDLE_PREDICATE = "dev.sigstore.bundle.predicateType"
 
 
 class CandidateStore(Protocol):
-    def find_by_digest(self, digest: str) -> list[Candidate]:  # pragma: no cover - protocol
+    def find_by_digest(self, digest: str, *, per_tenant: int, max_bytes: int | None = None) -> Any:  # pragma: no cover - protocol
+        """A ``store.StoreFind``: ``candidates`` and ``skipped`` (tenant, rows, why)."""
         ...
 
 
@@ -92,6 +95,7 @@ class Discovery:
 
     image_digest: str
     targets: list[str] = field(default_factory=list)  # image digest, then platform digests
+    platforms: list[PlatformEntry] = field(default_factory=list)  # every selectable platform (index only)
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     referrer_sources: dict[str, str] = field(default_factory=dict)  # target -> "api" | "tag"
@@ -145,20 +149,107 @@ def _cosign_annotations(ann: dict[str, str]) -> CosignLayerAnnotations:
     )
 
 
-def _platform_targets(client: RegistryClient, ref: Reference, digest: str) -> list[str]:
-    m = client.get_manifest(ref.registry, ref.repository, digest)
-    if not m.is_index:
-        return []
-    out: list[str] = []
-    for d in m.manifests:
-        plat = d.platform or {}
-        if plat.get("os") == "unknown" or d.annotations.get("vnd.docker.reference.type") == "attestation-manifest":
-            continue  # BuildKit's attestation manifests are not platform images
-        if d.media_type.endswith("index.v1+json") or d.media_type.endswith("manifest.list.v2+json"):
-            continue  # nested indexes: not followed (bounded work)
-        out.append(d.digest)
-        if len(out) >= client.limits.platform_manifests:
-            break
+@dataclass(frozen=True)
+class PlatformEntry:
+    """One manifest a runtime could select from an index (untrusted: as the index lists it)."""
+
+    digest: str
+    platform: str  # "os/architecture[/variant]" as listed (bounded, printable), "" when none is named
+    index: str  # the digest of the index that lists it (the image index, or a nested one)
+
+    def to_json(self) -> dict[str, str]:
+        return {"digest": self.digest, "platform": self.platform, "index": self.index}
+
+
+_PLATFORM_PART_CHARS = 32  # each of os/architecture/variant, as copied into the verdict
+
+
+def _platform_text(plat: dict[str, Any] | None) -> str:
+    """``os/architecture[/variant]`` of a descriptor, bounded: registry data is unsigned, so each
+    part keeps at most 32 characters of ``[A-Za-z0-9._+-]`` (anything else becomes ``?``)."""
+    if not isinstance(plat, dict):
+        return ""
+    parts = []
+    for key in ("os", "architecture", "variant"):
+        value = plat.get(key)
+        if not isinstance(value, str) or not value:
+            if key == "variant":
+                break
+            value = ""
+        clean = "".join(c if (c.isascii() and (c.isalnum() or c in "._+-")) else "?" for c in value[:_PLATFORM_PART_CHARS])
+        parts.append(clean)
+    return "/".join(parts) if any(parts) else ""
+
+
+def _is_unknown_platform(plat: dict[str, Any] | None) -> bool:
+    """BuildKit's attestation manifests are ``unknown/unknown``; only those are not images a
+    runtime would select (an ``attestation-manifest`` *annotation* proves nothing: it is unsigned)."""
+    return isinstance(plat, dict) and plat.get("os") == "unknown" and plat.get("architecture") == "unknown"
+
+
+def platform_entries(
+    client: RegistryClient,
+    ref: Reference,
+    index: Manifest,
+    *,
+    max_entries: int,
+    max_depth: int,
+) -> list[PlatformEntry]:
+    """Every manifest a runtime could select from ``index``, nested indexes followed.
+
+    Skips only ``unknown/unknown`` entries. Refuses (definitive ``RegistryError``) rather than
+    truncates: more than ``max_entries`` entries in one index or in the whole walk
+    (``LIMIT_EXCEEDED``, naming ``limits.platformManifests``), nesting deeper than ``max_depth``
+    (``LIMIT_EXCEEDED``, ``limits.indexDepth``), an entry of a media type that is neither an image
+    manifest nor an index, or a nested "index" that is not one (``REGISTRY_ERROR``). A nested index
+    that cannot be fetched fails as its fetch failed (transient stays transient; not found
+    refuses the key: a runtime could not pull that path either, and skipping it would hide it).
+    Each distinct leaf is listed once, with the first index that lists it."""
+    out: list[PlatformEntry] = []
+    seen_leaves: set[str] = set()
+    seen_indexes: set[str] = {index.digest}
+    counted = 0
+    stack: list[tuple[Manifest, int]] = [(index, 0)]
+    while stack:
+        m, depth = stack.pop(0)  # breadth first: the listing order within each index is kept
+        entries = [d for d in m.manifests if not _is_unknown_platform(d.platform)]
+        counted += len(entries)
+        if len(entries) > max_entries or counted > max_entries:
+            raise RegistryError(
+                f"index {m.digest} {'lists' if len(entries) > max_entries else 'brings the image to'} "
+                f"{len(entries) if len(entries) > max_entries else counted} platform entries, more than "
+                f"limits.platformManifests ({max_entries}); refused, not truncated (a runtime could select any of them)",
+                reason="LIMIT_EXCEEDED",
+                hint="raise limits.platformManifests if images this wide are expected",
+            )
+        for d in entries:
+            if d.media_type in INDEX_MEDIA_TYPES:
+                if depth + 1 > max_depth:
+                    raise RegistryError(
+                        f"index {m.digest} nests index {d.digest} {depth + 1} levels deep, deeper than "
+                        f"limits.indexDepth ({max_depth}); refused",
+                        reason="LIMIT_EXCEEDED",
+                        hint="raise limits.indexDepth if images nested this deep are expected",
+                    )
+                if d.digest in seen_indexes:
+                    continue
+                seen_indexes.add(d.digest)
+                nested = client.get_manifest(ref.registry, ref.repository, d.digest)
+                if not nested.is_index:
+                    raise RegistryError(
+                        f"index {m.digest} lists {d.digest} as an index ({d.media_type}) but it is a {nested.media_type or 'manifest'}; refused"
+                    )
+                stack.append((nested, depth + 1))
+                continue
+            if d.media_type not in IMAGE_MANIFEST_MEDIA_TYPES:
+                raise RegistryError(
+                    f"index {m.digest} lists {d.digest} with media type {d.media_type!r}, neither an image manifest nor an index; refused",
+                    hint="an index entry a runtime may select must be an image manifest or an index",
+                )
+            if d.digest in seen_leaves:
+                continue
+            seen_leaves.add(d.digest)
+            out.append(PlatformEntry(d.digest, _platform_text(d.platform), m.digest))
     return out
 
 
@@ -185,11 +276,11 @@ class _Walker:
         signatures: bool = False,
         workers: int = 4,
         byte_budget: int | None = None,
+        request_budget: ByteBudget | None = None,
     ) -> None:
         self.client = client
-        self._budget = byte_budget
-        self._reserved = 0
-        self._budget_lock = threading.Lock()
+        self.image_budget = ByteBudget(byte_budget, "limits.attestationBytesPerImage")
+        self.request_budget = request_budget
         self.ref = ref
         self.result = result
         self.signatures = signatures  # keep cosign v3 *signature* bundles (download does, as cosign)
@@ -260,22 +351,35 @@ class _Walker:
             self._problem(out, target, location, err)
         return out
 
+    def reserve(self, size: int, what: str) -> None:
+        """Reserve ``size`` bytes in the image's and the request's budgets before fetching them.
+
+        Over the image budget: a definitive ``LIMIT_EXCEEDED`` (a property of this image; the
+        caller records it as a problem). Over the request budget: :class:`RequestBudgetExceeded`,
+        transient (it depends on the other keys of the request)."""
+        if not self.image_budget.try_reserve(size):
+            raise RegistryError(
+                f"{what} ({size} bytes) would take this image's attestations past "
+                f"limits.attestationBytesPerImage ({self.image_budget.limit} bytes); not fetched",
+                reason="LIMIT_EXCEEDED",
+                hint="raise limits.attestationBytesPerImage, or prune the image's attestations",
+            )
+        if self.request_budget is not None and not self.request_budget.try_reserve(size):
+            self.image_budget.release(size)
+            raise RequestBudgetExceeded(
+                f"{what} ({size} bytes) would take this request's attestations past "
+                f"limits.attestationBytesPerRequest ({self.request_budget.limit} bytes); not fetched",
+                hint="the other images of the same request hold the budget; retried on the next admission "
+                "(raise limits.attestationBytesPerRequest if requests this large are expected)",
+            )
+
     def _blob(self, desc: Descriptor) -> bytes:
         limit = self.client.limits.blob_bytes
         if desc.size > limit:
             raise RegistryError(
                 f"layer {desc.digest} is {desc.size} bytes, more than the limit of {limit}", reason="LIMIT_EXCEEDED"
             )
-        if self._budget is not None:
-            with self._budget_lock:
-                if self._reserved + desc.size > self._budget:
-                    raise RegistryError(
-                        f"layer {desc.digest} ({desc.size} bytes) would take this image's attestations past "
-                        f"limits.attestationBytesPerImage ({self._budget} bytes); not fetched",
-                        reason="LIMIT_EXCEEDED",
-                        hint="raise limits.attestationBytesPerImage, or prune the image's attestations",
-                    )
-                self._reserved += max(desc.size, 1)
+        self.reserve(desc.size, f"layer {desc.digest}")
         return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
 
     def _bundle(self, target: str, m: Manifest, location: str) -> Candidate:
@@ -364,6 +468,11 @@ def discover_all(
     signature_bundles: bool = False,
     media_type: str | None = None,
     byte_budget: int | None = None,
+    request_budget: ByteBudget | None = None,
+    index_depth: int = 4,
+    max_platforms: int | None = None,
+    store_per_tenant: int = 200,
+    check_deadline: Callable[[], None] | None = None,
 ) -> Discovery:
     """Run discovery and return candidates with everything learned on the way.
 
@@ -372,23 +481,60 @@ def discover_all(
     ``https://sigstore.dev/cosign/sign/v1``), which attestation discovery skips.
     ``media_type`` (from :meth:`RegistryClient.resolve`) saves the GET that finds out whether
     ``digest`` is an index when it says it is a plain manifest.
-    ``byte_budget`` bounds the attestation bytes fetched for the whole image (every layer is
-    already bounded by ``limits.blobBytes``; this bounds their sum, so one image cannot make a
-    worker hold referrers × blobBytes in memory). Layers past it are reported as problems.
+    For an index, every platform a runtime could select is a target (:func:`platform_entries`:
+    nested indexes up to ``index_depth``, at most ``max_platforms`` entries, default the
+    client's ``limits.platform_manifests``; over either the key is refused, never truncated).
+    ``byte_budget`` bounds the attestation bytes fetched for the whole image, registry layers and
+    store rows together (every layer is already bounded by ``limits.blobBytes``; this bounds their
+    sum, so one image cannot make a worker hold referrers × blobBytes in memory); layers and rows
+    past it are reported as problems. ``request_budget`` is shared by every key of one request
+    (:class:`RequestBudgetExceeded`, transient, when it runs out). ``store_per_tenant``: rows read
+    per import tenant (``limits.attestationsPerImage``). ``check_deadline`` is called between
+    the sources (raises when the request's deadline has passed).
     """
     result = Discovery(image_digest=digest)
+    tick = check_deadline or (lambda: None)
     is_manifest = media_type is not None and media_type not in INDEX_MEDIA_TYPES
-    look = platforms and not is_manifest
-    result.targets = [digest, *(_platform_targets(client, ref, digest) if look else [])]
-    walker = _Walker(client, ref, result, signatures=signature_bundles, byte_budget=byte_budget)
+    result.targets = [digest]
+    if platforms and not is_manifest:
+        top = client.get_manifest(ref.registry, ref.repository, digest)
+        if top.is_index:
+            limit = client.limits.platform_manifests if max_platforms is None else max_platforms
+            result.platforms = platform_entries(client, ref, top, max_entries=limit, max_depth=index_depth)
+            result.targets += [p.digest for p in result.platforms if p.digest != digest]
+    walker = _Walker(client, ref, result, signatures=signature_bundles, byte_budget=byte_budget, request_budget=request_budget)
     for target in result.targets:
+        tick()
         walker.referrers(target)
         walker.cosign_tag(target)
     if store is not None:
         for target in result.targets:
-            for cand in store.find_by_digest(target):
-                result.add(cand)
+            tick()
+            _store_candidates(store, walker, result, target, store_per_tenant)
     return result
+
+
+def _store_candidates(store: Any, walker: _Walker, result: Discovery, target: str, per_tenant: int) -> None:
+    """The store's candidates for ``target`` within what is left of the image's byte budget (the
+    store checks each row's size before loading its bytes); what it left out becomes problems."""
+    found = store.find_by_digest(target, per_tenant=per_tenant, max_bytes=walker.image_budget.remaining)
+    for tenant, rows, why in found.skipped:
+        detail = (
+            f"{rows} imported attestation(s) of tenant {tenant!r} over limits.attestationsPerImage ({per_tenant}); the newest were read"
+            if why == "rows"
+            else f"{rows} imported attestation(s) of tenant {tenant!r} not read: over limits.attestationBytesPerImage "
+            f"({walker.image_budget.limit} bytes) for this image"
+        )
+        result.problems.append(Problem(target, f"store:{tenant}", "LIMIT_EXCEEDED", detail))
+    for cand in found.candidates:
+        try:
+            walker.reserve(len(cand.data), f"imported attestation {cand.location}")
+        except RequestBudgetExceeded:
+            raise
+        except StellaError as err:
+            result.problems.append(Problem(target, cand.location or "store", err.reason, err.detail))
+            continue
+        result.add(cand)
 
 
 def discover(

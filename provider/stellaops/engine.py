@@ -28,22 +28,20 @@ import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import metrics
-from .candidate import SOURCE_IMPORTED, Candidate
+from .bounds import bound_verdict
+from .budget import ByteBudget
+from .clients import make_registry_client
 from .config import Config
 from .errors import RegistryError, StellaError
+from .imagecheck import DeadlineExceeded, verify_image
 from .reference import Reference, parse_reference
-from .clients import make_registry_client
-from .verdict import AttestationResult, ErrorItem, Verdict
+from .verdict import AttestationResult, Verdict
 
 log = logging.getLogger("stellaops.engine")
-
-
-class DeadlineExceeded(StellaError):
-    reason = "DEADLINE_EXCEEDED"
 
 
 @dataclass
@@ -60,16 +58,6 @@ class BatchResult:
     @property
     def definitive(self) -> dict[str, StellaError]:
         return {k: e for k, e in self.errors.items() if not e.transient}
-
-
-def _sort_key(a: AttestationResult) -> tuple[int, int, str]:
-    # verified first, then newest signed time first (only signed/logged times count)
-    return (0 if a.verified else 1, 0 if a.created_signed else 1, _neg(a.created if a.created_signed else ""))
-
-
-def _neg(s: str) -> str:
-    # RFC 3339 UTC strings sort lexically; invert for "newest first" inside an ascending sort.
-    return "".join(chr(0x10FFFF - ord(c)) for c in s)
 
 
 class Engine:
@@ -109,13 +97,16 @@ class Engine:
         if deadline is None:
             deadline = time.monotonic() + self.config.server.deadline_seconds
         result = BatchResult()
+        budget: ByteBudget | None = None
         futures: dict[Future[Verdict], str] = {}
         for key in dict.fromkeys(keys):  # distinct, in order
             hit = self._cached_fast(key)
             if hit is not None:  # warm path: answered inline, no pool hop
                 result.verdicts[key] = hit
                 continue
-            futures[self._pool.submit(self._verify_key_guarded, key, deadline)] = key
+            if budget is None:  # one for the attestation bytes of every key of this request (each key has its own too)
+                budget = ByteBudget(self.config.limits.attestation_bytes_per_request, "limits.attestationBytesPerRequest")
+            futures[self._pool.submit(self._verify_key_guarded, key, deadline, budget)] = key
         pending = set(futures)
         while pending:
             remaining = deadline - time.monotonic()
@@ -139,9 +130,9 @@ class Engine:
             metrics.OUTCOMES.labels("DEADLINE_EXCEEDED").inc()
         return result
 
-    def _verify_key_guarded(self, key: str, deadline: float) -> Verdict:
+    def _verify_key_guarded(self, key: str, deadline: float, budget: ByteBudget | None = None) -> Verdict:
         try:
-            return self.verify_key(key, deadline=deadline)
+            return self.verify_key(key, deadline=deadline, request_budget=budget)
         except StellaError as exc:
             metrics.OUTCOMES.labels(exc.reason).inc()
             raise
@@ -157,8 +148,10 @@ class Engine:
 
     # ------------------------------------------------------------------ one key
 
-    def verify_key(self, key: str, *, deadline: float | None = None) -> Verdict:
-        """The whole chain for one image reference. Raises StellaError when no verdict can be given."""
+    def verify_key(self, key: str, *, deadline: float | None = None, request_budget: ByteBudget | None = None) -> Verdict:
+        """The whole chain for one image reference (:func:`imagecheck.verify_image`, with the
+        digest and verdict caches around it). Raises StellaError when no verdict can be given.
+        Every freshly computed verdict is bounded (``bounds.bound_verdict``) before it is cached."""
         from .registry import deadline_scope
 
         if deadline is None:
@@ -172,7 +165,20 @@ class Engine:
                 metrics.CACHE_HIT.inc()
                 return CachedVerdict(image=key, digest=digest, raw=cached)
             metrics.CACHE_MISS.inc()
-            verdict = self._verify_digest(key, ref, digest, media_type)
+            verdict = verify_image(
+                self.client,
+                ref,
+                key,
+                trust=self.config.trust,
+                limits=self.config.limits,
+                digest=digest,
+                media_type=media_type,
+                store=self.store,
+                deadline=deadline,
+                request_budget=request_budget,
+                verify=self._verify,
+            )
+        verdict = bound_verdict(verdict, self.config.limits)
         positive = any(a.verified for a in verdict.attestations)
         ttl = self.config.cache.ttl_seconds if positive else self.config.cache.negative_ttl_seconds
         if ttl > 0:
@@ -232,86 +238,13 @@ class Engine:
                 self._digests[name] = (desc.digest, now + ttl, media_type)
         return desc.digest, media_type
 
-    def _verify_digest(self, key: str, ref: Reference, digest: str, media_type: str | None = None) -> Verdict:
-        from .discovery import discover_all
 
-        found = discover_all(
-            self.client,
-            ref,
-            digest,
-            store=self.store,
-            media_type=media_type,
-            byte_budget=self.config.limits.attestation_bytes_per_image,
-        )
-        errors: list[ErrorItem] = [ErrorItem(p.reason, f"{p.location or p.attached_to}: {p.message}", "") for p in found.problems]
-        candidates: list[Candidate] = []
-        max_bytes = self.config.limits.envelope_bytes
-        for c in found.candidates:
-            if len(c.data) > max_bytes:
-                errors.append(
-                    ErrorItem(
-                        "LIMIT_EXCEEDED",
-                        f"{c.location or c.source}: attestation of {len(c.data)} bytes is over limits.envelopeBytes ({max_bytes}); not verified",
-                        "raise limits.envelopeBytes if attestations this large are expected",
-                    )
-                )
-                continue
-            candidates.append(c)
-        candidates = self._within_limit(candidates, digest, errors)
-        results = self._verify_candidates(candidates, digest)
-        if not results and not errors:
-            errors.append(
-                ErrorItem(
-                    "NO_ATTESTATION",
-                    f"no attestation is attached to {ref.name}@{digest}",
-                    "attach one with `stella attest attach` or `cosign attest`",
-                )
-            )
-        platforms = tuple(t for t in found.targets if t != digest)
-        return Verdict(image=key, digest=digest, attestations=tuple(results), errors=tuple(errors), platforms=platforms)
+    def _verify_candidates(self, candidates: list[Any], digest: str) -> list[AttestationResult]:
+        """The candidates verified as :func:`imagecheck.verify_candidates` does (kept for tests
+        that verify candidates without a registry)."""
+        from .imagecheck import verify_candidates
 
-    def _within_limit(self, candidates: list[Candidate], digest: str, errors: list[ErrorItem]) -> list[Candidate]:
-        """At most ``limits.attestationsPerImage`` candidates *per budget*: the registry is one
-        budget and each import tenant another, so no tenant's imports (which anyone with a token
-        can make about any digest) can crowd out the registry's or another tenant's attestations."""
-        limit = self.config.limits.attestations_per_image
-        budgets: dict[str, list[Candidate]] = {}
-        for c in candidates:
-            budget = f"tenant:{c.annotations.get('dev.stellaops/tenant', '')}" if c.source == SOURCE_IMPORTED else "registry"
-            budgets.setdefault(budget, []).append(c)
-        kept: list[Candidate] = []
-        for budget, group in budgets.items():
-            if len(group) > limit:
-                errors.append(
-                    ErrorItem(
-                        "LIMIT_EXCEEDED",
-                        f"{len(group)} attestations for {digest} from {budget}; only {limit} were verified",
-                        "raise limits.attestationsPerImage or prune old attestations",
-                    )
-                )
-                group = group[-limit:] if budget != "registry" else group[:limit]  # newest imports first
-            kept.extend(group)
-        return kept
-
-    def _verify_candidates(self, candidates: list[Candidate], digest: str) -> list[AttestationResult]:
-        """Each candidate verified on its own; a transient failure of one (its Rekor lookup, the
-        TUF mirror) propagates: the key goes to ``systemError`` (module docstring)."""
-        by_envelope: dict[str, AttestationResult] = {}
-        unnamed: list[AttestationResult] = []
-        for c in candidates:
-            res = self._verify(c, c.attached_to or digest, self.config.trust)
-            if not res.digest:
-                res = replace(res, digest=c.attached_to or digest)
-            # verify_candidate says whether the attestation needs its log entry (requireTlog, or a
-            # keyless signer), verified or not: its answer stands
-            if not res.envelope_digest:
-                unnamed.append(res)
-                continue
-            prev = by_envelope.get(res.envelope_digest)
-            # the same envelope found in several places counts once; a verified copy wins
-            if prev is None or (res.verified and not prev.verified):
-                by_envelope[res.envelope_digest] = res
-        return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
+        return verify_candidates(candidates, digest, self.config.trust, verify=self._verify)
 
 
 def _verdict_to_cache(v: Verdict) -> bytes:

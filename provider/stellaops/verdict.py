@@ -128,6 +128,18 @@ class AttestationResult:
 
 
 @dataclass(frozen=True)
+class PlatformDetail:
+    """One platform manifest of an index, as the index lists it (informational, unsigned)."""
+
+    digest: str
+    platform: str  # "os/architecture[/variant]", bounded; "" when the entry names none
+    index: str  # the index listing it (the image's, or a nested one)
+
+    def to_json(self) -> dict[str, str]:
+        return {"digest": self.digest, "platform": self.platform, "index": self.index}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Everything the provider says about one image key."""
 
@@ -135,7 +147,9 @@ class Verdict:
     digest: str
     attestations: tuple[AttestationResult, ...] = ()
     errors: tuple[ErrorItem, ...] = ()
-    platforms: tuple[str, ...] = ()  # for an index: its platform manifest digests
+    # for an index: every platform manifest a runtime could select (nested indexes' leaves too)
+    platforms: tuple[str, ...] = ()
+    platform_details: tuple[PlatformDetail, ...] = ()  # the same platforms with their platform and index
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +157,7 @@ class Verdict:
             "image": self.image,
             "digest": self.digest,
             "platforms": list(self.platforms),
+            "platformDetails": [p.to_json() for p in self.platform_details],
             "attestations": [a.to_json() for a in self.attestations],
             "errors": [e.to_json() for e in self.errors],
         }

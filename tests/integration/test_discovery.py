@@ -274,11 +274,13 @@ class _MemoryStore:
         self.error = error
         self.asked: list[str] = []
 
-    def find_by_digest(self, digest: str) -> list[Candidate]:
+    def find_by_digest(self, digest: str, *, per_tenant: int, max_bytes: int | None = None) -> Any:
+        from stellaops.store import StoreFind
+
         self.asked.append(digest)
         if self.error:
             raise self.error
-        return self.items.get(digest, [])
+        return StoreFind(candidates=list(self.items.get(digest, [])))
 
 
 def test_store_candidates_are_merged(ocireg: str) -> None:
