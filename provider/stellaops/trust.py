@@ -35,6 +35,17 @@ class KeylessAuthority:
     issuer_regexp: str = ""
     subject: str = ""
     subject_regexp: str = ""
+    # Exact values the certificate's Fulcio extensions must carry, as (config key, value) pairs,
+    # keys from :data:`stellaops.verify.keyless.EXTENSION_KEYS` (cosign's
+    # --certificate-github-workflow-* and the source-repository extensions). All must match.
+    extensions: tuple[tuple[str, str], ...] = ()
+    # cosign --insecure-ignore-sct: accept a certificate without a verifying embedded SCT (an
+    # instance without a CT log, e.g. GitHub's own Sigstore). Explicit per authority.
+    insecure_ignore_sct: bool = False
+    # cosign --use-signed-timestamps: this signer needs at least one verified RFC 3161 timestamp
+    # over its signature; with requireTlog false it may stand in for a log entry the attestation
+    # does not have (an instance without a transparency log, e.g. GitHub's own Sigstore).
+    use_signed_timestamps: bool = False
 
 
 Authority = Union[KeyAuthority, KeylessAuthority]

@@ -222,6 +222,7 @@ class _Signers:
     timestamp: Any = None  # the first verified timestamp (timestamp.VerifiedTimestamp)
     timestamps: list[Any] = field(default_factory=list)  # every verified timestamp, for the verdict
     keyless_timestamped: bool = False  # the certificate was checked at a verified timestamp's time
+    stamp_dated: bool = False  # no log entry: verified timestamps date the keyless signer (explicit opt-in)
     keyless_entries: list[Any] = field(default_factory=list)  # entries at whose integrated time the certificate is valid
     keyless_entry: Any = None  # the log entry accepted for the keyless signer (tlog.LogEntry)
 
@@ -235,16 +236,18 @@ class _Signers:
 
     def drop_keyless(self, exc: StellaError) -> None:
         self.keyless_error, self.keyless = exc, []
-        self.deferred, self.keyless_entries, self.keyless_timestamped = False, [], False
+        self.deferred, self.keyless_entries, self.keyless_timestamped, self.stamp_dated = False, [], False, False
 
 
 _MAX_TIMESTAMPS = 8
 
 
 def _our_timestamps(m: _Material) -> bool:
-    """Timestamps this module verifies: a legacy layer's annotation, and those of a key-signed
-    bundle. A certificate-signed bundle's timestamps are sigstore-python's (Rekor v2 path)."""
-    return bool(m.timestamp_annotation) or (bool(m.bundle_timestamps) and m.certificate is None)
+    """Timestamps this module verifies: all of them — a legacy layer's annotation, and those of
+    every sigstore bundle, key- or certificate-signed, whatever its log entry (issue 17: they
+    were left to sigstore-python for certificate-signed bundles, which it sees only for dsse and
+    Rekor v2 entries). sigstore-python still checks them again where it runs."""
+    return bool(m.timestamp_annotation) or bool(m.bundle_timestamps)
 
 
 def _verify_timestamps(m: _Material, trust: TrustConfig, signatures: list[bytes]) -> list[Any]:
@@ -276,10 +279,65 @@ def _verify_timestamps(m: _Material, trust: TrustConfig, signatures: list[bytes]
 
 
 def _keyless_stamp_allowed(trust: TrustConfig) -> bool:
-    """A verified RFC 3161 timestamp may replace the log entry of a keyless signer only when the
-    log is not required *and* the explicit ``keylessTimestampWithoutTlog`` opt-in is set (the
+    """A verified RFC 3161 timestamp may replace the log entry of *every* keyless signer only when
+    the log is not required *and* the explicit ``keylessTimestampWithoutTlog`` opt-in is set (the
     CLI sets it with ``--insecure-ignore-tlog``, as cosign accepts a TSA there)."""
     return not trust.require_tlog and trust.keyless_timestamp_without_tlog
+
+
+def _stamp_only_authorities(trust: TrustConfig) -> set[str]:
+    """The keyless authorities whose signers a verified timestamp may date without a log entry:
+    all with the global opt-in, else those with ``useSignedTimestamps`` (never under requireTlog)."""
+    if _keyless_stamp_allowed(trust):
+        return {a.name for a in trust.keyless_authorities}
+    if trust.require_tlog:
+        return set()
+    return {a.name for a in trust.keyless_authorities if a.use_signed_timestamps}
+
+
+def _cert_stamps(result: _Signers) -> list[Any]:
+    """The verified timestamps that date the certificate: over the exact envelope bytes, or over
+    a signature the certificate's key made."""
+    return [t for t in result.timestamps if t.covers == "envelope" or t.message in result.cert_sigs]
+
+
+def _check_stamps_in_validity(m: _Material, root: Any, stamps: list[Any]) -> None:
+    """Every timestamp that dates the certificate lies inside its validity, and the chain (with
+    the CA's ``validFor``) is valid then; otherwise the signature was not made while the
+    certificate was valid → TIMESTAMP_INVALID (fails closed, as cosign and sigstore-python)."""
+    from . import keyless
+    from .timestamp import TimestampInvalid
+
+    cert = m.certificate
+    assert cert is not None
+    for t in stamps:
+        if not (cert.not_valid_before_utc <= t.time <= cert.not_valid_after_utc):
+            raise TimestampInvalid(
+                f"the RFC 3161 timestamp of {t.time.isoformat()} (authority {t.authority}) lies outside the signing "
+                f"certificate's validity ({cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})",
+                hint="the signature was timestamped when its certificate was expired or not yet valid: it cannot be dated inside its lifetime",
+            )
+        try:
+            keyless.verify_chain(cert, m.chain, root, t.time)
+        except keyless.CertificateInvalid as exc:
+            raise TimestampInvalid(f"at the time of the RFC 3161 timestamp ({t.time.isoformat()}): {exc.detail}", hint=exc.hint) from exc
+
+
+def _no_log_hint(m: _Material, trust: TrustConfig, stamps: list[Any]) -> str:
+    """Why a verified timestamp did not stand in for the missing log entry, in the user's terms."""
+    if stamps:
+        return (
+            "a verified RFC 3161 timestamp replaces the log entry only by explicit configuration: requireTlog: false "
+            "with the authority's keyless.useSignedTimestamps: true (or attestation.keylessTimestampWithoutTlog: true); "
+            "on the command line --insecure-ignore-tlog --use-signed-timestamps"
+            + ("; requireTlog is true here" if trust.require_tlog else "")
+        )
+    if m.bundle_timestamps or m.timestamp_annotation:
+        return (
+            "its RFC 3161 timestamps were not verified because no timestamp authority is configured: add the TSA "
+            "(timestampAuthorities in the trusted root, tsaCertChain, or --timestamp-certificate-chain)"
+        )
+    return "keyless attestations must be uploaded to Rekor (cosign does so by default); this one carries neither a log entry nor an RFC 3161 timestamp"
 
 
 def _keyless_signers(cert: x509.Certificate, trust: TrustConfig) -> list[Signer]:
@@ -333,8 +391,20 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                 hint="configure attestation.trustRoots (bundlePath or sigstore.trustedRootPem)",
             )
         chain = keyless.verify_chain(cert, m.chain, root, cert.not_valid_before_utc)
-        keyless.verify_sct(cert, chain[0] if chain else cert, root)
-        result.keyless = _keyless_signers(cert, trust)
+        sct_error: StellaError | None = None
+        try:
+            keyless.verify_sct(cert, chain[0] if chain else cert, root)
+        except keyless.SctInvalid as exc:
+            if not any(a.insecure_ignore_sct for a in trust.keyless_authorities):
+                raise
+            sct_error = exc  # waived only for the authorities that say insecureIgnoreSct
+        matched = _keyless_signers(cert, trust)
+        if sct_error is not None:
+            waived = {a.name for a in trust.keyless_authorities if a.insecure_ignore_sct}
+            matched = [s for s in matched if s.authority in waived]
+            if not matched:
+                raise sct_error
+        result.keyless = matched
         result.cert_sigs = cert_sigs
         result.cert_der = keyless.cert_der(cert)
     except StellaError as exc:
@@ -346,10 +416,12 @@ def _check_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
 def _date_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
     """The keyless signer's time of signing, after the statement and subject checks (so an
     attestation of another image never costs a Rekor lookup): the attached entries, or those the
-    online lookup finds, and a verified timestamp; the certificate must be valid at each time
-    used. On failure the keyless signer is dropped (the error is raised when no signer is left);
+    online lookup finds, and every verified timestamp; the certificate must be valid at each time
+    used. A timestamp outside the certificate's validity is TIMESTAMP_INVALID and always raised
+    (it fails closed). Other failures drop the keyless signer (raised when no signer is left);
     transient errors are raised."""
     from . import keyless
+    from .timestamp import TimestampInvalid
 
     if not result.keyless:
         return
@@ -358,12 +430,29 @@ def _date_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
     try:
         root = _roots(trust, "keyless")
         assert root is not None
-        # a verified timestamp over the envelope or over this certificate's signature fixes a time
-        # of signing (cosign: the certificate must be valid then)
-        stamp = result.timestamp
-        if stamp is not None and not (stamp.covers == "envelope" or stamp.message in result.cert_sigs):
-            stamp = None
-        stamp_only = stamp is not None and _keyless_stamp_allowed(trust)
+        stamps = _cert_stamps(result)
+        _check_stamps_in_validity(m, root, stamps)
+        if stamps:
+            result.keyless_timestamped = True
+        # useSignedTimestamps: that authority's signer needs a verified timestamp (cosign
+        # --use-signed-timestamps: a threshold of one)
+        demand = {a.name for a in trust.keyless_authorities if a.use_signed_timestamps}
+        if not stamps and any(s.authority in demand for s in result.keyless):
+            kept = [s for s in result.keyless if s.authority not in demand]
+            if not kept:
+                why = (
+                    "no timestamp authority is configured, so its timestamps were not verified"
+                    if (m.bundle_timestamps or m.timestamp_annotation)
+                    else "the attestation carries none"
+                )
+                raise TimestampInvalid(
+                    f"authority {', '.join(sorted(s.authority for s in result.keyless))} needs a verified RFC 3161 timestamp over "
+                    f"the signature (useSignedTimestamps), and {why}",
+                    hint="configure the TSA (timestampAuthorities in the trusted root, tsaCertChain, --timestamp-certificate-chain)",
+                )
+            result.keyless = kept
+        allowed = _stamp_only_authorities(trust)
+        stamp_only = bool(stamps) and any(s.authority in allowed for s in result.keyless)
         if not m.tlog_entries and m.tlog_error is None and not stamp_only:
             # no entry attached: the online lookup (when on) may find it; its integrated time then
             # dates the certificate below, and _check_tlog verifies the entry (SET, inclusion proof,
@@ -377,29 +466,33 @@ def _date_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
             if not stamp_only:
                 raise TlogMissing(
                     "a keyless signature needs a transparency log entry to fix the time of signing, and none is attached"
-                    + (" or found by the online Rekor lookup" if _lookup_settings(trust) is not None else ""),
-                    hint="keyless attestations must be uploaded to Rekor (cosign does so by default); a verified RFC 3161 "
-                    "timestamp replaces the entry only with requireTlog: false and keylessTimestampWithoutTlog: true "
-                    "(stella attest verify --insecure-ignore-tlog with a TSA)",
+                    + (" or found by the online Rekor lookup" if _lookup_settings(trust) is not None else "")
+                    + (", and no verified RFC 3161 timestamp may replace it" if stamps else ""),
+                    hint=_no_log_hint(m, trust, stamps),
                 )
-            # no log entry: the verified timestamp's time is the time of signing (cosign
-            # --insecure-ignore-tlog with a TSA)
-            keyless.verify_chain(cert, m.chain, root, stamp.time)  # type: ignore[union-attr]
-            result.keyless_timestamped = True
+            # no log entry: the verified timestamps' times are the time of signing (cosign
+            # --insecure-ignore-tlog --use-signed-timestamps; GitHub's own Sigstore instance)
+            result.keyless = [s for s in result.keyless if s.authority in allowed]
+            result.stamp_dated = True
         else:
             dated = [e for e in m.tlog_entries if e.integrated_time]
             if not dated:
-                if not _rekor_v2_bundle(m):
-                    from .tlog import TlogMissing
+                from .tlog import TlogMissing
 
+                if not _rekor_v2_bundle(m):
                     raise TlogMissing(
                         "the log entry carries no integrated time and no RFC 3161 timestamp comes with it, "
                         "so the time of signing is not established",
                         hint="keyless attestations need a Rekor v1 entry (SET) or, with Rekor v2, a signed timestamp in a sigstore bundle",
                     )
-                # A Rekor v2 bundle: the time comes from RFC 3161 timestamps, which only
-                # sigstore-python verifies. It checks chain, SCT, timestamps and the log entry
-                # (the mandatory gate in verify_candidate).
+                if not stamps:
+                    raise TlogMissing(
+                        "the Rekor v2 log entry has no integrated time and no verified RFC 3161 timestamp dates the certificate",
+                        hint=_no_log_hint(m, trust, stamps),
+                    )
+                # A Rekor v2 bundle: its timestamps (verified above, the certificate valid at each)
+                # date the signature; the entry's inclusion proof is sigstore-python's, its binding
+                # ours (_check_tlog), both mandatory (verify_candidate).
                 result.deferred = True
             else:
                 # Each entry's time is authenticated by its SET in the tlog step, which tries these
@@ -414,12 +507,9 @@ def _date_keyless(m: _Material, trust: TrustConfig, result: _Signers) -> None:
                         problems.append(exc)
                 if not result.keyless_entries:
                     raise problems[0]
-            if stamp is not None:  # both times are checked, as cosign does
-                keyless.verify_chain(cert, m.chain, root, stamp.time)
-                result.keyless_timestamped = True
     except StellaError as exc:
-        if exc.transient:
-            raise  # Rekor unreachable, TUF mirror down: no verdict, even when a key signer verified
+        if exc.transient or exc.reason == "TIMESTAMP_INVALID":
+            raise  # no verdict (Rekor, TUF); or a timestamp that fails: closed, even next to a key signer
         result.drop_keyless(exc)
         if not result.key_signed:
             raise
@@ -465,9 +555,10 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
 
 
 def _keyless_needs_log(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
-    """A keyless signer needs its log entry, unless ``keylessTimestampWithoutTlog`` let a verified
-    RFC 3161 timestamp fix its time of signing on an attestation that has no log entry."""
-    return signers.keyless_used and not (signers.keyless_timestamped and not m.tlog_entries and _keyless_stamp_allowed(trust))
+    """A keyless signer needs its log entry, unless an explicit opt-in (``useSignedTimestamps``
+    on its authority, or ``keylessTimestampWithoutTlog``) let verified RFC 3161 timestamps fix
+    its time of signing on an attestation that has no log entry."""
+    return signers.keyless_used and not (signers.stamp_dated and not m.tlog_entries)
 
 
 def _tlog_needed(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:
@@ -697,7 +788,7 @@ def verify_candidate(
         # until the signers are known: a certificate-signed attestation needs the log as keyless
         # (unless the timestamp opt-in may stand in for an entry it lacks); the verdict says so
         # even when it fails before the log step
-        keyless_needs = m.certificate is not None and not (_keyless_stamp_allowed(trust) and not m.tlog_entries)
+        keyless_needs = m.certificate is not None and not (_stamp_only_authorities(trust) and not m.tlog_entries)
         tlog_result = TlogResult(required=trust.require_tlog or keyless_needs)
         envelope_digest = m.envelope_digest or envelope_digest
         dsse.require_intoto(m.envelope)

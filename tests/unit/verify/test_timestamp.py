@@ -231,8 +231,9 @@ def test_keyless_rejects_certificate_not_valid_at_the_timestamp_time(test_sigsto
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     att = test_sigstore.attest(statement(), not_before=old)  # lived 10 minutes, 2 hours ago
     res = verify_candidate(_keyless_candidate(att, annotation(tsa.timestamp(first_sig(att.envelope)))), IMAGE_DIGEST, _keyless(test_sigstore, tsa))
-    assert not res.verified and res.errors[0].reason == "CERTIFICATE_INVALID"
-    assert "not valid at the verified time" in res.errors[0].message
+    # issue 17: a timestamp outside the certificate's validity is TIMESTAMP_INVALID on every path
+    assert not res.verified and res.errors[0].reason == "TIMESTAMP_INVALID"
+    assert "outside the signing certificate's validity" in res.errors[0].message
 
 
 def test_keyless_rejects_token_from_untrusted_tsa(test_sigstore: TestSigstore, tsa: TsaServer, other_tsa: TsaServer) -> None:
@@ -335,7 +336,7 @@ def test_keyless_with_log_rejects_certificate_not_valid_at_the_timestamp_time(te
     att = test_sigstore.attest(statement(), not_before=old, integrated_time=int((old + dt.timedelta(minutes=1)).timestamp()))
     cand = _keyless_candidate(att, annotation(tsa.timestamp(att.envelope)), with_bundle=True)
     res = verify_candidate(cand, IMAGE_DIGEST, _keyless(test_sigstore, tsa, require_tlog=True))
-    assert res.errors[0].reason == "CERTIFICATE_INVALID"
+    assert res.errors[0].reason == "TIMESTAMP_INVALID"
     # without the timestamp, the same attestation verifies on its log time
     assert verify_candidate(att.legacy(), IMAGE_DIGEST, _keyless(test_sigstore, tsa, require_tlog=True)).verified
 
