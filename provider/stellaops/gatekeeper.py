@@ -211,6 +211,21 @@ def _system_error(transient: list[tuple[str, str]]) -> str:
     return text
 
 
+def _capped_item(key: str, verdict: Any, verdict_bytes: int) -> bytes:
+    """The key's item, or a definitive ``LIMIT_EXCEEDED`` error when its verdict is over
+    ``limits.verdictBytes``. The engine bounds every verdict it computes before caching it
+    (``bounds.bound_verdict``), so only bytes cached by something else (an older release sharing
+    the Redis cache, a tampered cache) can be over; they are spliced unparsed, so checked here."""
+    item = _item(key, verdict)
+    overhead = len(key) * 2 + 256  # the key appears in "key" and in the verdict's "image"
+    if verdict_bytes > 0 and len(item) > verdict_bytes + overhead:
+        return _item(key, error=(
+            f"LIMIT_EXCEEDED: the verdict of {len(item)} bytes is over limits.verdictBytes ({verdict_bytes});"
+            " it comes from the verdict cache: clear the cache (cache.redisUrl) or wait for its TTL"
+        ))
+    return item
+
+
 def _bad_request(message: str) -> Response:
     log.info("rejected provider request", extra={"request_id": g.get("request_id"), "problem": message})
     return provider_response([], f"bad ProviderRequest: {message}", status=400)
@@ -306,7 +321,7 @@ def verify() -> Response:
         elif k in remembered:
             transient.append((k, remembered[k]))
         elif result is not None and k in result.verdicts:
-            answered.append((k, _item(k, result.verdicts[k])))
+            answered.append((k, _capped_item(k, result.verdicts[k], config.limits.verdict_bytes)))
         elif result is not None and k in result.errors:
             err = result.errors[k]
             if err.transient:

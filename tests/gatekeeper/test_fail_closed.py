@@ -212,3 +212,67 @@ def test_fail_no_client_certificate_denies(harness_factory: Any, gk_stack: Any) 
     assert run.setup_error is None, run.setup_error
     image = f"{gk_stack.registry}/gk/no-client-cert:v1"
     _assert_denied(run.review(pod("p", image)), f"could not verify image <{image}> now", "failed to send external data request")
+
+
+# --- stacked templates behind a stalled registry (issue 16 item 5) ------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+# the admission webhook's timeout in the shipped values: a review past it is the API server's
+WEBHOOK_TIMEOUT_MS = 1000 * int(
+    yaml.safe_load((ROOT / "deploy/gatekeeper/provider/gatekeeper-values.yaml").read_text())["validatingWebhookTimeoutSeconds"]
+)
+# the provider's transient memory; the test was run with 0.001 (memory off: gone before the
+# next template's call; config.py does not accept 0 yet) to see it fail: 9.1 s, six deadlines
+TRANSIENT_MEMORY_SECONDS = 5.0
+
+
+def _shipped_policies() -> list[tuple[Path, Path]]:
+    """(deploy/gatekeeper/<policy>/template.yaml, its first sample constraint) for every policy."""
+    out = []
+    for suite in sorted((ROOT / "rego/policies").glob("*/suite.yaml")):
+        first = yaml.safe_load(suite.read_text())["tests"][0]
+        out.append((ROOT / "deploy/gatekeeper" / suite.parent.name / "template.yaml", suite.parent / first["constraint"]))
+    return out
+
+
+def test_fail_six_templates_behind_a_stalled_registry_cost_one_deadline(
+    harness_factory: Any, provider_factory: Any, gk_tls: Any, gk_cosign_key: Any, tmp_path: Path,
+    ocireg: str, fault_proxy_factory: Any,
+) -> None:
+    """Every shipped template installed, each with its sample constraint; the image's registry
+    accepts connections and never answers. Gatekeeper calls the provider once per template and
+    never caches a systemError: six deadlines (9 s) used to outlive the webhook's 3 s, which the
+    chart's failurePolicy Ignore turned into an admission. With the provider's transient memory
+    the first call waits out the deadline and the five others are answered at once: the review
+    denies, for every constraint, well within the webhook timeout. (The elapsed time is the
+    behaviour under test here: one deadline per admission, not one per template; the bound is
+    the webhook's own timeout, twice the single deadline.)"""
+    from tests.fixtures.gatekeeper import provider_config
+    from tests.fixtures.images import push_test_image
+
+    policies = _shipped_policies()
+    assert len(policies) == 6, policies
+    config = yaml.safe_load(provider_config(gk_cosign_key.public, tmp_path))
+    config["server"] = {"deadlineSeconds": 1.5, "transientMemorySeconds": TRANSIENT_MEMORY_SECONDS}
+    provider = provider_factory(yaml.safe_dump(config), tls=gk_tls)
+    proxy = fault_proxy_factory(ocireg)
+    push_test_image(ocireg, "gk/stalled", "v1")
+    image = f"{proxy.address}/gk/stalled:v1"
+    run: HarnessRun = harness_factory(
+        templates=[t for t, _ in policies], constraints=[c for _, c in policies],
+        providers=[provider_yaml(f"{provider.url}/gatekeeper/v1/verify", gk_tls.ca_pem, timeout=2)],
+        client_cert=gk_tls.client_cert, client_key=gk_tls.client_key, cache_ttl="3m",  # as shipped
+    )
+    assert run.setup_error is None, run.setup_error
+    assert run.loaded is not None and len(run.loaded["templates"]) == 6 and len(run.loaded["constraints"]) == 6, run.loaded
+
+    proxy.set("stall")
+    result = run.review(pod("stalled", image), timeout=60)
+    assert sum(proxy.requests.values()) > 0, "the provider never asked the registry: the check would be vacuous"
+    _assert_denied(result, f"could not verify image <{image}> now", "DEADLINE_EXCEEDED")
+    constraints = {yaml.safe_load(c.read_text())["metadata"]["name"] for _, c in policies}
+    denied_by = {d.split("]", 1)[0].lstrip("[") for d in result["denials"]}
+    assert denied_by == constraints, f"not every template denied: {sorted(denied_by)} of {sorted(constraints)}"
+    assert result["elapsedMs"] < WEBHOOK_TIMEOUT_MS, (
+        f"six templates took {result['elapsedMs']} ms behind a stalled registry, past the webhook's"
+        f" {WEBHOOK_TIMEOUT_MS} ms: each paid the provider's deadline"
+    )

@@ -187,3 +187,15 @@ def test_response_cap_moves_what_does_not_fit_to_system_error_not_to_cached_item
     # the systemError text itself is bounded
     text = _system_error([(f"key-{i}" * 20, "DEADLINE_EXCEEDED " * 10) for i in range(1000)])
     assert len(text.encode()) <= 16 * 1024 and "more keys" in text
+
+
+def test_a_spliced_cached_verdict_over_the_verdict_cap_is_refused_not_sent() -> None:
+    from stellaops.engine import CachedVerdict
+    from stellaops.gatekeeper import _capped_item
+
+    digest = "sha256:" + "a" * 64
+    small = CachedVerdict(image="r/x@" + digest, digest=digest, raw=b'{"schemaVersion":1,"digest":"' + digest.encode() + b'"}')
+    assert json.loads(_capped_item("r/x", small, 1024))["value"]["digest"] == digest
+    big = CachedVerdict(image="r/x", digest=digest, raw=b'{"schemaVersion":1,"pad":"' + b"x" * 5000 + b'"}')
+    item = json.loads(_capped_item("r/x", big, 1024))
+    assert item["value"] is None and item["error"].startswith("LIMIT_EXCEEDED") and "verdictBytes" in item["error"]
