@@ -156,6 +156,14 @@ def bound_verdict(verdict: Verdict, limits: LimitsConfig) -> Verdict:
     atts = tuple(_bound_attestation(a, limits) for a in verdict.attestations)
     errors = tuple(_bound_error(e, limits) for e in verdict.errors)
     v = replace(verdict, attestations=atts, errors=errors)
+    details = getattr(verdict, "platform_details", None)
+    if details:  # the platform strings an index lists are unsigned too (the list itself is never cut)
+        cut = tuple(
+            d if len(d.platform.encode()) <= limits.unsigned_string_bytes else replace(d, platform=cut_string(d.platform, limits.unsigned_string_bytes))
+            for d in details
+        )
+        if cut != details:
+            v = replace(v, platform_details=cut)
     cap = limits.verdict_bytes
     if cap <= 0 or verdict_size(v) <= cap:
         return v

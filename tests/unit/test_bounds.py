@@ -95,3 +95,12 @@ def test_many_verdict_errors_collapse_to_one_per_reason() -> None:
     assert verdict_size(v) <= limits.verdict_bytes
     assert {e.reason for e in v.errors} >= {"MANIFEST_INVALID"}
     assert any("499 more MANIFEST_INVALID" in e.message for e in v.errors)
+
+
+def test_platform_strings_an_index_lists_are_cut_but_never_dropped() -> None:
+    from stellaops.verdict import PlatformDetail
+
+    details = tuple(PlatformDetail(digest=f"sha256:{i:064x}", platform="linux/" + "z" * 5000, index=D) for i in range(3))
+    v = bound_verdict(Verdict(image="r/x@" + D, digest=D, platforms=tuple(d.digest for d in details), platform_details=details), LimitsConfig())
+    assert len(v.platform_details) == 3 and len(v.platforms) == 3
+    assert all(len(d.platform.encode()) <= 256 for d in v.platform_details)
