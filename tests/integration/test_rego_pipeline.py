@@ -139,3 +139,72 @@ def test_provider_process_is_the_real_one(world: dict[str, Any]) -> None:
     provider: ProviderProcess = world["provider"]
     status, _body = provider.get("/healthz")
     assert status == 200 and provider.proc is not None and provider.proc.poll() is None
+
+
+# --- what docs/policies.md says about the seed's v0 policy (issue 16, issue 21 item 11) -----------
+
+def _verdict(provider: ProviderProcess, image: str) -> dict[str, Any]:
+    items = provider.verify(image)["response"]["items"]
+    (item,) = [i for i in items if i["key"] == image]
+    assert not item.get("error"), item
+    return item["value"]
+
+
+def test_seed_verify_attestation_admits_a_key_signed_unlogged_attestation_when_the_provider_does_not_require_the_log(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """docs/policies.md: with the provider's `requireTlog: false`, the seed's `verify_attestation`
+    admits a key-signed attestation that has no transparency-log entry, because the verdict says
+    `tlog.required: false`; it does not demand a log entry of its own."""
+    offline = world["images"]["offline"]
+    (att,) = [a for a in _verdict(world["provider"], offline)["attestations"] if a["predicateType"] == SCAN]
+    assert att["verified"] is True and [s["kind"] for s in att["signers"]] == ["key"]
+    assert att["tlog"]["verified"] is False and att["tlog"]["required"] is False  # unlogged, and not required
+    rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(offline), "x := data.stellaops.attestation.deny[_]", url=world["provider"].url)
+    assert (rc, denied) == (0, [])  # admitted
+    # the shipped policies decide on the log themselves: requireTlog defaults to true there
+    doc = _review(pod(offline), {"predicateTypes": [SCAN]})
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], doc, "x := data.stellaopsrequireattestations.violation[_].msg", url=world["provider"].url)
+    assert rc == 1 and "no verified transparency-log entry" in msgs[0]
+
+
+def test_seed_verify_attestation_denies_the_same_attestation_when_the_provider_requires_the_log(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The same image and signature under a provider with `requireTlog: true`: denied by the seed."""
+    config = (world["provider"].config_path.read_text().replace("requireTlog: false", "requireTlog: true")
+              .replace("store.db", "store-tlog.db"))
+    strict = start_provider(tmp_path / "strict", config)
+    try:
+        offline = world["images"]["offline"]
+        (att,) = [a for a in _verdict(strict, offline)["attestations"] if a["predicateType"] == SCAN]
+        assert att["tlog"]["verified"] is False and att["tlog"].get("required") is not False
+        rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], pod(offline), "x := data.stellaops.attestation.deny[_]", url=strict.url)
+        assert (rc, denied) == (1, [f"Image {offline} missing valid scan attestation"])
+    finally:
+        strict.stop()
+
+
+def test_seed_snippet_does_not_check_init_ephemeral_containers_templates_or_image_volumes(world: dict[str, Any], tmp_path: Path) -> None:
+    """docs/policies.md: the seed's v0 policy reads Pods' `spec.containers` only. An unattested
+    image as an initContainer, an ephemeralContainer, an image volume, or in a Deployment's pod
+    template passes it; the shipped policies deny every one of them."""
+    imgs = world["images"]
+    good, bad = imgs["logged"], imgs["unsigned"]
+    sneaky = pod(good)
+    sneaky["spec"]["initContainers"] = [{"name": "init", "image": bad}]
+    sneaky["spec"]["ephemeralContainers"] = [{"name": "debug", "image": bad}]
+    sneaky["spec"]["volumes"] = [{"name": "models", "image": {"reference": bad}}]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+                  "spec": {"template": {"spec": {"containers": [{"name": "app", "image": bad}]}}}}
+    for resource in (sneaky, deployment):
+        rc, denied = opa_eval(tmp_path, [SEED, PIPELINE], resource, "x := data.stellaops.attestation.deny[_]", url=world["provider"].url)
+        assert (rc, denied) == (0, []), resource["kind"]
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], _review(sneaky, {"predicateTypes": [SCAN]}),
+                        "x := data.stellaopsrequireattestations.violation[_].msg", url=world["provider"].url)
+    assert rc == 1
+    assert sorted(m.split(">: ", 1)[0] + ">" for m in msgs) == [
+        f"ephemeralContainer <debug> image <{bad}>", f"imageVolume <models> image <{bad}>", f"initContainer <init> image <{bad}>"]
+    rc, msgs = opa_eval(tmp_path, [PIPELINE], _review(deployment, {"predicateTypes": [SCAN]}),
+                        "x := data.stellaopsrequireattestations.violation[_].msg", url=world["provider"].url)
+    assert rc == 1 and msgs[0].startswith(f"container <app> image <{bad}>")
