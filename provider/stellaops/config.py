@@ -174,7 +174,25 @@ _SCHEMA: dict[str, Any] = {
             {
                 "name": str,
                 "key": {"path": "path"},
-                "keyless": {"issuer": str, "issuerRegExp": str, "subject": str, "subjectRegExp": str},
+                "keyless": {
+                    "issuer": str,
+                    "issuerRegExp": str,
+                    "subject": str,
+                    "subjectRegExp": str,
+                    # exact-match Fulcio extensions (verify/keyless.py EXTENSION_KEYS)
+                    "githubWorkflowTrigger": str,
+                    "githubWorkflowSha": str,
+                    "githubWorkflowName": str,
+                    "githubWorkflowRepository": str,
+                    "githubWorkflowRef": str,
+                    "buildSignerUri": str,
+                    "sourceRepositoryUri": str,
+                    "sourceRepositoryDigest": str,
+                    "sourceRepositoryRef": str,
+                    "sourceRepositoryOwnerUri": str,
+                    "insecureIgnoreSct": bool,
+                    "useSignedTimestamps": bool,
+                },
             }
         ],
         "requireTlog": bool,
@@ -384,12 +402,17 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
                     raise ctx.error(f"{path}.keyless", f"set exactly one of {exact!r} or {rx!r}")
                 if kl.get(rx):
                     _check_regexp(ctx, f"{path}.keyless.{rx}", kl[rx])
+            try:
+                options = keyless_options(kl)
+            except ConfigError as exc:
+                raise ctx.error(f"{path}.keyless", exc.detail, hint=exc.hint) from exc
             auth = KeylessAuthority(
                 name=name,
                 issuer=kl.get("issuer", ""),
                 issuer_regexp=kl.get("issuerRegExp", ""),
                 subject=kl.get("subject", ""),
                 subject_regexp=kl.get("subjectRegExp", ""),
+                **options,
             )
             authorities.append(auth)
             fp["authorities"].append({"name": name, **kl})
@@ -431,6 +454,31 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
         tlog_lookup=lookup,
         keyless_timestamp_without_tlog=keyless_stamp,
     )
+
+
+def keyless_options(kl: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional keys of a keyless authority (``authorities[].keyless``) as
+    :class:`KeylessAuthority` fields: the exact-match Fulcio extensions, ``insecureIgnoreSct``
+    and ``useSignedTimestamps``. Shared with the CLI's flags (``cli/trust_flags.py``). Raises
+    :class:`ConfigError` whose detail starts with the key (the caller prefixes the path)."""
+    from .verify.keyless import EXTENSION_KEYS
+
+    extensions: list[tuple[str, str]] = []
+    for key in EXTENSION_KEYS:
+        if key not in kl or kl[key] is None:
+            continue
+        value = kl[key]
+        if not isinstance(value, str) or not value or value != value.strip() or len(value) > 1024:
+            raise ConfigError(
+                f"{key}: must be the exact, non-empty value of the certificate extension (no surrounding spaces), got {value!r}",
+                hint="omit the key to leave that extension unchecked",
+            )
+        extensions.append((key, value))
+    return {
+        "extensions": tuple(extensions),
+        "insecure_ignore_sct": bool(kl.get("insecureIgnoreSct", False)),
+        "use_signed_timestamps": bool(kl.get("useSignedTimestamps", False)),
+    }
 
 
 def _build_tlog_lookup(doc: dict[str, Any], roots: SigstoreRoots | None, ctx: _Ctx) -> TlogLookup | None:

@@ -10,7 +10,13 @@ Facts (Fulcio ``docs/oid-info.md``, RFC 6962 §3.2):
 - the leaf must be valid at the verified time (Rekor's integrated time), chain to a configured
   Fulcio CA valid then, have digitalSignature and the codeSigning EKU;
 - the embedded SCT is signed by a trusted CT log over the precertificate TBS and the issuer's
-  key hash.
+  key hash;
+- the extensions an authority pins (:data:`EXTENSION_KEYS`): ``….1.2``–``….1.6`` (GitHub
+  workflow trigger, SHA, name, repository, ref; deprecated, raw strings) as cosign's
+  ``--certificate-github-workflow-*`` read them, and ``….1.9``–``….1.22`` (DER UTF8String):
+  build signer URI, source repository URI, digest, ref, owner URI. A pinned value must equal
+  every extension present that carries it (a deprecated one and its successor both), and at
+  least one must be present.
 """
 
 from __future__ import annotations
@@ -36,6 +42,28 @@ OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 OID_OTHERNAME_SAN = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 MAX_CHAIN = 10
+
+
+def _fulcio_oid(n: int) -> x509.ObjectIdentifier:
+    return x509.ObjectIdentifier(f"1.3.6.1.4.1.57264.1.{n}")
+
+
+# config key (authorities[].keyless.<key>) -> (deprecated raw-string OID, DER UTF8String OID)
+# per Fulcio docs/oid-info.md; the successor of a deprecated GitHub extension carries the same
+# claim (trigger = Build Trigger .20, sha = Source Repository Digest .13, ref = Source Repository
+# Ref .14); workflow name and repository ("owner/repo") have none in the same format.
+EXTENSION_KEYS: dict[str, tuple[x509.ObjectIdentifier | None, x509.ObjectIdentifier | None]] = {
+    "githubWorkflowTrigger": (_fulcio_oid(2), _fulcio_oid(20)),
+    "githubWorkflowSha": (_fulcio_oid(3), _fulcio_oid(13)),
+    "githubWorkflowName": (_fulcio_oid(4), None),
+    "githubWorkflowRepository": (_fulcio_oid(5), None),
+    "githubWorkflowRef": (_fulcio_oid(6), _fulcio_oid(14)),
+    "buildSignerUri": (None, _fulcio_oid(9)),
+    "sourceRepositoryUri": (None, _fulcio_oid(12)),
+    "sourceRepositoryDigest": (None, _fulcio_oid(13)),
+    "sourceRepositoryRef": (None, _fulcio_oid(14)),
+    "sourceRepositoryOwnerUri": (None, _fulcio_oid(16)),
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -59,6 +87,11 @@ class UntrustedSigner(VerificationError):
 class Identity:
     issuer: str
     sans: tuple[str, ...]
+    # the certificate's Fulcio extensions (dotted OID -> raw extension value), for pinned values
+    extensions: tuple[tuple[str, bytes], ...] = ()
+
+    def extension(self, oid: x509.ObjectIdentifier) -> bytes | None:
+        return next((v for o, v in self.extensions if o == oid.dotted_string), None)
 
 
 def load_pem_chain(pem: str | bytes, what: str) -> list[x509.Certificate]:
@@ -97,7 +130,10 @@ def _der_utf8(value: bytes) -> str:
 def identity_of(cert: x509.Certificate) -> Identity:
     """The OIDC issuer and SAN identities of a Fulcio certificate."""
     v1 = v2 = None
+    fulcio: list[tuple[str, bytes]] = []
     for ext in cert.extensions:
+        if ext.oid.dotted_string.startswith("1.3.6.1.4.1.57264.1.") and isinstance(ext.value, x509.UnrecognizedExtension):
+            fulcio.append((ext.oid.dotted_string, ext.value.value))
         if ext.oid == OID_ISSUER_V1:
             try:
                 v1 = ext.value.value.decode("utf-8")  # type: ignore[attr-defined]
@@ -125,7 +161,7 @@ def identity_of(cert: x509.Certificate) -> Identity:
             sans.append(_der_utf8(other.value))
     if not sans:
         raise CertificateInvalid("the certificate's SubjectAlternativeName has no email, URI or Fulcio username")
-    return Identity(issuer=issuer, sans=tuple(sans))
+    return Identity(issuer=issuer, sans=tuple(sans), extensions=tuple(fulcio))
 
 
 @functools.lru_cache(maxsize=256)
@@ -146,20 +182,61 @@ def matches(value: str, exact: str, regexp: str) -> bool:
     return value == exact
 
 
+def _raw_string(value: bytes) -> str:
+    """A deprecated Fulcio extension (``….1.1``–``….1.6``): the raw UTF-8 string, no DER."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CertificateInvalid("a deprecated Fulcio extension is not a UTF-8 string") from exc
+
+
+def extension_problem(identity: Identity, authority: KeylessAuthority) -> str | None:
+    """None when every extension value the authority pins is in the certificate; else what is
+    wrong, in words. Exact comparison; every extension present that carries the claim (the
+    deprecated one and its DER successor) must hold the pinned value, and one must be present."""
+    for key, expected in authority.extensions:
+        raw_oid, der_oid = EXTENSION_KEYS[key]
+        found: list[tuple[str, str]] = []
+        for oid, decode in ((raw_oid, _raw_string), (der_oid, _der_utf8)):
+            if oid is None:
+                continue
+            value = identity.extension(oid)
+            if value is None:
+                continue
+            try:
+                found.append((oid.dotted_string, decode(value)))
+            except CertificateInvalid as exc:
+                return f"{key}: extension {oid.dotted_string} is malformed ({exc.detail})"
+        if not found:
+            oids = " or ".join(o.dotted_string for o in (raw_oid, der_oid) if o is not None)
+            return f"{key}: the certificate has no extension {oids}"
+        for oid_text, value in found:
+            if value != expected:
+                return f"{key}: expected {expected!r}, the certificate's extension {oid_text} has {value!r}"
+    return None
+
+
 def match_authority(identity: Identity, authority: KeylessAuthority) -> str | None:
-    """The SAN that satisfies ``authority``, or None."""
+    """The SAN that satisfies ``authority`` (issuer, identity, and every pinned extension), or None."""
     if not (authority.issuer or authority.issuer_regexp) or not (authority.subject or authority.subject_regexp):
         return None  # an authority that constrains nothing admits nobody
     if not matches(identity.issuer, authority.issuer, authority.issuer_regexp):
         return None
-    return next((s for s in identity.sans if matches(s, authority.subject, authority.subject_regexp)), None)
+    san = next((s for s in identity.sans if matches(s, authority.subject, authority.subject_regexp)), None)
+    if san is None or extension_problem(identity, authority) is not None:
+        return None
+    return san
 
 
 def describe_mismatch(identity: Identity, authorities: tuple[KeylessAuthority, ...]) -> str:
-    wanted = "; ".join(
-        f"{a.name}: issuer {a.issuer or 're:' + a.issuer_regexp!s} subject {a.subject or 're:' + a.subject_regexp!s}"
-        for a in authorities
-    )
+    def one(a: KeylessAuthority) -> str:
+        text = f"{a.name}: issuer {a.issuer or 're:' + a.issuer_regexp!s} subject {a.subject or 're:' + a.subject_regexp!s}"
+        if a.extensions:
+            problem = extension_problem(identity, a)
+            text += f" and {len(a.extensions)} pinned extension(s)" + (f" ({problem})" if problem else "")
+        return text
+
+    wanted = "; ".join(one(a) for a in authorities)
     return f"certificate issuer {identity.issuer!r} and identity {', '.join(repr(s) for s in identity.sans)} match no keyless authority ({wanted})"
 
 
