@@ -61,6 +61,9 @@ TOP_COMMANDS = {
     "key": "stellaops.cli.key:key",
     "serve": "stellaops.cli.serve:serve",
     "config": "stellaops.cli.config:config",
+    "version": "stellaops.cli.version:version",
+    "completion": "stellaops.cli.version:completion",
+    "rego": "stellaops.cli.rego:rego",
 }
 
 

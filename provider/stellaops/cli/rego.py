@@ -1,0 +1,39 @@
+"""``stella rego path``: where this installation keeps the Rego library, the OPA bundles and
+the Gatekeeper templates (shipped in the wheel, :mod:`stellaops.bundled`)."""
+
+from __future__ import annotations
+
+import click
+
+from ..bundled import LOCATIONS
+
+
+@click.group()
+def rego() -> None:
+    """The Rego library, OPA bundles and Gatekeeper templates shipped with stella."""
+
+
+@rego.command("path")
+@click.argument("what", type=click.Choice(sorted(LOCATIONS)), default="pipeline", required=False)
+def path(what: str) -> None:
+    """Print the installed path of WHAT (default: pipeline, the OPA bundle for `opa eval`).
+
+    \b
+    pipeline      OPA bundle: the library, the http transport and every policy
+    seed          OPA bundle: the seed guide's Rego v0 snippet (load it with pipeline)
+    library       the library's source (package lib.stellaops)
+    transport     the Gatekeeper and http transports
+    policies      each policy's constraint.tmpl, src.rego, suite.yaml and samples
+    templates     the generated Gatekeeper ConstraintTemplates, samples and provider manifests
+    capabilities  opa capabilities.json (opa v1.17.1 + Gatekeeper's external_data)
+
+    \b
+    Examples:
+      opa eval --fail-defined --format raw --bundle "$(stella rego path pipeline)" \\
+        --data constraint.yaml --input deployment.yaml \\
+        'data.stellaopsscanthresholds.violation[_].msg with input as {"review": {"object": input}, "parameters": data.spec.parameters}'
+      kubectl apply -f "$(stella rego path templates)/requiresbom/template.yaml"
+    """
+    from ..bundled import shared_path
+
+    click.echo(str(shared_path(what)))
