@@ -69,6 +69,7 @@ def verify_image(
     deadline: float | None = None,
     request_budget: ByteBudget | None = None,
     verify: VerifyFn | None = None,
+    on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Candidate, AttestationResult], None] | None = None,
 ) -> Verdict:
     """Verify the image ``ref`` (``key`` as the caller named it) and return its verdict.
@@ -81,8 +82,8 @@ def verify_image(
 
     ``deadline`` (``time.monotonic()``): the provider's admission deadline; the CLI passes None
     (as cosign, it waits for its registry). ``store``: the imported-attestation store, None
-    leaves it out (the CLI's ``--no-store``). ``on_result``: called after each candidate (the
-    CLI's progress bar). ``verify``: ``verify_candidate`` unless a test passes another.
+    leaves it out (the CLI's ``--no-store``). ``on_start`` (with the number of candidates) and
+    ``on_result`` (after each, also for a copy not verified again): the CLI's progress bar. ``verify``: ``verify_candidate`` unless a test passes another.
     """
     if verify is None:
         from .verify.attestation import verify_candidate as verify
@@ -118,7 +119,9 @@ def verify_image(
             continue
         candidates.append(c)
     candidates = within_count_limit(candidates, digest, errors, limits.attestations_per_image)
-    results = verify_candidates(candidates, digest, trust, verify=verify, check_deadline=check, on_result=on_result)
+    results = verify_candidates(
+        candidates, digest, trust, verify=verify, check_deadline=check, on_start=on_start, on_result=on_result
+    )
     if not results and not errors:
         errors.append(
             ErrorItem("NO_ATTESTATION", f"no attestation is attached to {ref.name}@{digest}", "attach one with `stella attest attach` or `cosign attest`")
@@ -193,6 +196,7 @@ def verify_candidates(
     *,
     verify: VerifyFn,
     check_deadline: Callable[[], None] = lambda: None,
+    on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Candidate, AttestationResult], None] | None = None,
 ) -> list[AttestationResult]:
     """Each candidate verified on its own, each envelope once.
@@ -208,11 +212,17 @@ def verify_candidates(
     goes to ``systemError`` (``engine`` module docstring)."""
     by_envelope: dict[tuple[str, str], AttestationResult] = {}
     unnamed: list[AttestationResult] = []
-    verified_envelopes: set[tuple[str, str]] = set()
-    for c in _verification_order(candidates):
+    verified_envelopes: dict[tuple[str, str], AttestationResult] = {}
+    order = _verification_order(candidates)
+    if on_start is not None:
+        on_start(len(order))
+    for c in order:
         target = c.attached_to or digest
-        if c.kind == KIND_DSSE and (target, "sha256:" + hashlib.sha256(c.data).hexdigest()) in verified_envelopes:
-            continue  # this exact envelope already verified for this digest (from its bundle)
+        done = verified_envelopes.get((target, "sha256:" + hashlib.sha256(c.data).hexdigest())) if c.kind == KIND_DSSE else None
+        if done is not None:  # this exact envelope already verified for this digest (from its bundle)
+            if on_result is not None:
+                on_result(c, done)
+            continue
         check_deadline()
         res = verify(c, target, trust)
         if not res.digest:
@@ -224,7 +234,7 @@ def verify_candidates(
             continue
         slot = (res.digest, res.envelope_digest)
         if res.verified:
-            verified_envelopes.add((target, res.envelope_digest))
+            verified_envelopes[(target, res.envelope_digest)] = res
         prev = by_envelope.get(slot)
         # the same envelope found in several places counts once; a verified copy wins
         if prev is None or (res.verified and not prev.verified):

@@ -282,24 +282,55 @@ def _print_text(header: str, results: list[Any], wanted: str) -> None:
             click.echo(f"     error   {e.reason}: {e.message}")
 
 
-def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], header: str) -> None:
-    matching = [a for a in results if a.verified and a.predicate_type == wanted]
+def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], header: str, *, verdict: Any = None) -> None:
+    """Print, then exit 0 only when the every-platform rule passes for ``wanted`` (CONTRACTS.md):
+    the image's own verified attestation of that type, or for an index one on each platform of
+    its own. Without ``verdict`` (a blob), any matching attestation passes."""
+    from ..imagecheck import index_gate
+
+    def accepts(a: Any) -> bool:
+        return bool(a.verified and a.predicate_type == wanted)
+
+    matching = [a for a in results if accepts(a)]
+    gate = index_gate(verdict, accepts) if verdict is not None else None
+    passed = gate.passed if gate is not None else bool(matching)
     if output == "json":
         doc["predicateType"] = wanted
-        doc["verified"] = bool(matching)
+        doc["verified"] = passed
+        if gate is not None and verdict.platforms:
+            doc["missingPlatforms"] = list(gate.missing)
         click.echo(json.dumps(doc, indent=2))
     else:
         _print_text(header, results, wanted)
-    if matching:
+        if verdict is not None:
+            _print_platforms(verdict, gate, wanted)
+    if verdict is not None:
+        for e in verdict.errors:
+            click.echo(f"warning: {e.reason}: {e.message}", err=True)
+    if passed:
         return
+    if gate is not None and verdict.platforms and matching:
+        shown = ", ".join(gate.missing[:5]) + (f" and {len(gate.missing) - 5} more" if len(gate.missing) > 5 else "")
+        raise VerificationError(
+            f"index {verdict.digest}: {len(gate.missing)} of {len(verdict.platforms)} platform(s) have no verified "
+            f"{wanted} attestation of their own: {shown}",
+            reason="NO_ATTESTATION",
+            hint="attest the index itself, or every platform manifest (an attested platform never vouches for another)",
+        )
     if not results:
         raise VerificationError("no attestations found", reason="NO_ATTESTATION", hint="attach one with `stella attest attach` or `cosign attest`")
     verified_types = sorted({a.predicate_type for a in results if a.verified})
-    if verified_types:
+    if verified_types and not matching:
         raise VerificationError(
             f"none of the attestations matched the predicate type: {wanted}, found: {', '.join(verified_types)}",
             reason="NO_ATTESTATION",
             hint="pass --type with one of the types found (cosign's default is custom)",
+        )
+    if matching:  # verified, of the type, but for another digest than the image's
+        raise VerificationError(
+            f"no verified {wanted} attestation covers {verdict.digest if verdict is not None else 'the image'} itself",
+            reason="NO_ATTESTATION",
+            hint="attach an attestation whose subject is the image's digest",
         )
     first = next((a.errors[0] for a in results if a.errors), None)
     raise VerificationError(
@@ -309,9 +340,26 @@ def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], h
     )
 
 
+def _print_platforms(verdict: Any, gate: Any, wanted: str) -> None:
+    if not verdict.platforms:
+        return
+    how = {"index": "the index's own attestation", "platforms": "each platform's own attestation"}.get(gate.covered_by, "")
+    click.echo(f"index {verdict.digest}: {len(verdict.platforms)} platform(s){'; covered by ' + how if how else ''}")
+    missing = set(gate.missing)
+    for d in verdict.platform_details:
+        mark = "-- " if gate.covered_by == "index" else ("FAIL" if d.digest in missing else "OK ")
+        click.echo(f"{mark} platform {d.platform or '(none named)'}  {d.digest}")
+
+
 @click.command()
 @click.argument("image")
 @_trust_options
+@click.option(
+    "--no-store",
+    "no_store",
+    is_flag=True,
+    help="Leave out attestations imported into the configured store (stella attest import); by default they count, as in admission.",
+)
 @progress_option
 def verify(
     image: str,
@@ -330,9 +378,14 @@ def verify(
     output: str,
     config_path: str | None,
     verbose: bool,
+    no_store: bool,
     progress: bool | None,
 ) -> None:
     """Verify the attestations attached to IMAGE (cosign verify-attestation).
+
+    Runs the provider's per-image pipeline (the configured store, every platform of an index,
+    the same limits). For an index, exit 0 needs the index's own attestation of --type, or one
+    on each platform of its own (an attested platform never vouches for another).
 
     \b
     Examples:
@@ -342,12 +395,11 @@ def verify(
           --certificate-identity-regexp '^https://github\\.com/org/.*$' \\
           --certificate-oidc-issuer https://token.actions.githubusercontent.com
     """
-    from ..discovery import discover
     from ..clients import make_registry_client
+    from ..imagecheck import verify_image
     from ..predicates import resolve_predicate_type
     from ..reference import parse_reference
-    from ..verdict import Verdict
-    from ..verify.attestation import verify_candidate
+    from .common import Progress, progress_wanted
 
     trust, config = build_trust(
         key_path=key_path,
@@ -367,22 +419,36 @@ def verify(
     ref = parse_reference(image)
     # The CLI runs for its user (as cosign does): private and loopback registries are allowed.
     client = make_registry_client(config, for_cli=True)
-    digest = ref.digest or client.resolve(ref).digest
-    candidates = discover(client, ref, digest)
-    by_envelope: dict[str, Any] = {}
-    from .common import Progress, progress_wanted
+    store = None if no_store else _open_store(config)
+    bar: list[Any] = []
 
-    with Progress("verifying", len(candidates), enabled=progress_wanted(progress) and len(candidates) > 1) as bar:
-        for c in candidates:
-            res = verify_candidate(c, c.attached_to or digest, trust)
-            prev = by_envelope.get(res.envelope_digest)
-            # the same envelope found in several places counts once; a verified copy wins
-            if prev is None or (res.verified and not prev.verified):
-                by_envelope[res.envelope_digest] = res
-            bar.advance(f"{c.source}: {'verified' if res.verified else 'not verified'}")
-    results = list(by_envelope.values())
+    def started(total: int) -> None:
+        bar.append(Progress("verifying", total, enabled=progress_wanted(progress) and total > 1).__enter__())
+
+    def verified(c: Any, res: Any) -> None:
+        if bar:
+            bar[0].advance(f"{c.source}: {'verified' if res.verified else 'not verified'}")
+
+    try:
+        verdict = verify_image(
+            client,
+            ref,
+            image,
+            trust=trust,
+            limits=config.limits,  # the provider's limits: index width and depth, byte budgets
+            store=store,
+            deadline=None,  # cosign-like: no admission deadline, the CLI waits for its registry
+            on_start=started,
+            on_result=verified,
+        )
+    finally:
+        if bar:
+            bar[0].__exit__(None, None, None)
+        if store is not None:
+            store.close()
+    results = list(verdict.attestations)
     results.sort(key=lambda a: (not a.verified, a.predicate_type != wanted))
-    verdict = Verdict(image=image, digest=digest, attestations=tuple(results))
+    verdict = replace(verdict, attestations=tuple(results))
     header = (
         f"Verification for {image} --\nThe following checks were performed on each of these attestations:\n"
         "  - The in-toto statement's subject was checked against the image digest\n"
@@ -394,7 +460,20 @@ def verify(
         )
         + "  - The signatures were verified against the given authorities\n"
     )
-    _finish(results, wanted, output, verdict.to_json(), header)
+    _finish(results, wanted, output, verdict.to_json(), header, verdict=verdict)
+
+
+def _open_store(config: Any) -> Any:
+    """The store the provider reads (``store.dsn``), or None when there is none to read: the
+    default SQLite file is not created just to find it empty (``stella attest import`` creates it)."""
+    from ..store import default_dsn, open_store, sqlite_path
+
+    dsn = (config.store.dsn or "").strip() or default_dsn()
+    if dsn.startswith("sqlite:"):
+        path = sqlite_path(dsn)
+        if path != ":memory:" and not os.path.exists(path):
+            return None
+    return open_store(dsn)
 
 
 def _blob_digest(blob: str | None, digest: str | None, digest_alg: str) -> str:
