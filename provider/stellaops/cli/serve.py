@@ -41,6 +41,42 @@ def serve(config_path: str | None, host: str | None, port: int | None, plain_htt
 
             return create_app(config)
 
+    for address in opts["bind"]:
+        check_bind(address)
     scheme = "http" if plain_http or not config.server.tls.enabled else "https"
     click.echo(f"stella: serving on {scheme}://{opts['bind'][0]} (config {config.source})", err=True)
     _App().run()
+
+
+def check_bind(address: str) -> None:
+    """Refuse, in one line, an address gunicorn cannot listen on (gunicorn would log "Connection
+    in use" and retry for five seconds). Bound the way gunicorn binds (SO_REUSEADDR), then
+    released at once: only a process that takes the port in between still meets gunicorn's retries."""
+    import errno
+    import socket
+
+    from ..errors import ConfigError
+
+    if address.startswith(("unix:", "fd://")):
+        return
+    host, _, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot listen on {address}: {exc}", hint="check --host/server.host") from exc
+    family, socktype, proto, _, sockaddr = infos[0]
+    with socket.socket(family, socktype, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{address} is already in use: another process listens there",
+                    hint="stop that process or choose another --port (server.port)",
+                ) from exc
+            if exc.errno == errno.EACCES:
+                raise ConfigError(f"cannot listen on {address}: permission denied",
+                                  hint="ports below 1024 need privileges: choose another --port") from exc
+            raise ConfigError(f"cannot listen on {address}: {exc.strerror}", hint="check --host/server.host") from exc
