@@ -156,3 +156,22 @@ def test_annotations_are_stored_as_json_and_tenant_annotation_cannot_be_spoofed(
     conn = sqlite3.connect(tmp_path / "s.db")
     assert json.loads(conn.execute("SELECT annotations FROM attestations").fetchone()[0])["k"] == "v"
     conn.close()
+
+
+def test_find_by_digest_budgets_are_checked_and_zero_reads_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stellaops.store import StoreFind
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        for i in range(3):
+            _put(store, data=b'{"n":%d}' % i)
+        none = store.find_by_digest(D1, per_tenant=0)
+        assert none == StoreFind(candidates=[], skipped=[("acme", 3, "rows")])
+        assert store.find_by_digest(D1, per_tenant=5, max_bytes=0).skipped == [("acme", 3, "bytes")]
+        with pytest.raises(StoreError) as exc:
+            store.find_by_digest(D1, per_tenant=-1)
+        assert exc.value.reason == "REQUEST_INVALID"
+        with pytest.raises(StoreError):
+            open_store(f"sqlite:///{tmp_path}/t.db", rows_per_tenant_digest=0)
+    finally:
+        store.close()

@@ -202,7 +202,7 @@ class SQLStore:
                     " FROM attestations a JOIN attestation_subjects s ON s.attestation_id = a.id"
                     " WHERE s.digest = ?) ranked WHERE ranked.rn <= ?"
                 ),
-                (digest, per_tenant),
+                (digest, max(per_tenant, 1)),  # at least each tenant's newest: every tenant's count is seen
             )
             recs = cur.fetchall()
             # 2. interleave: every tenant's newest, then every tenant's second newest, …; a row
@@ -214,6 +214,8 @@ class SQLStore:
             used = 0
             for rec in recs:
                 totals[rec[1]] = int(rec[10])
+                if int(rec[9]) > per_tenant:  # per_tenant 0: read for its count only
+                    continue
                 size = int(rec[7])
                 if max_bytes is not None and used + size > max_bytes:
                     skipped[(rec[1], "bytes")] = skipped.get((rec[1], "bytes"), 0) + 1
