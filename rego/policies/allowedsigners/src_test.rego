@@ -55,7 +55,10 @@ test_violation_when_rule_names_no_predicate_type if {
 
 _release_rules := {"rules": [
 	{"predicateType": "stellaops.io/predicates/scan-result@v1", "authorities": ["release-key"]},
-	{"predicateType": "slsaprovenance1", "authorities": ["release-key"]},
+	{"predicateType": "slsaprovenance1", "identities": [{
+		"issuer": "https://token.actions.githubusercontent.com",
+		"subjectRegExp": "https://github\\.com/stellaops/app/\\.github/workflows/release\\.yml@refs/heads/main",
+	}]},
 ]}
 
 test_violation_when_index_borrows_another_platforms_signer if {

@@ -3,8 +3,8 @@
 #
 #   B (linux/amd64): a scan with a critical (CVE-2026-9001), an empty SPDX SBOM and SLSA v1
 #       provenance from a feature branch, all signed only by the CI key (authority ci-key).
-#   A (linux/arm64): a clean scan, a CycloneDX SBOM, provenance from main and a VEX clearing
-#       CVE-2026-9001, all signed by the release key.
+#   A (linux/arm64): a clean scan, a CycloneDX SBOM and a VEX clearing CVE-2026-9001, signed by
+#       the release key, and provenance from main signed keyless by the release workflow.
 #
 # An unsigned index [B, A] must be denied by every policy that denies B alone, because the rule is
 # per digest: the index's own attestations, or each platform's own, never a mix (CONTRACTS.md).
@@ -26,6 +26,9 @@ bare_amd64_digest := "sha256:e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e
 release_signer := {"kind": "key", "authority": "release-key", "keyId": "sha256:5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"}
 
 ci_signer := {"kind": "key", "authority": "ci-key", "keyId": "sha256:c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"}
+
+# The release workflow's keyless identity, as the samples' constraints expect for provenance.
+release_workflow_signer := {"kind": "keyless", "authority": "ci", "issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/stellaops/app/.github/workflows/release.yml@refs/heads/main"}
 
 github_hosted := "https://github.com/actions/runner/github-hosted"
 
@@ -60,7 +63,7 @@ _critical_9001 := {"id": "CVE-2026-9001", "severity": "critical", "package": {"n
 clean_attestations(d) := [
 	_attestation("stellaops.io/predicates/scan-result@v1", d, release_signer, "2026-11-25T06:00:00Z", _scan("scan-clean", "2026-11-25T06:00:00Z", [])),
 	_attestation("stellaops.io/predicates/sbom@v1", d, release_signer, "2026-11-25T06:00:00Z", {"format": "cyclonedx-json", "specVersion": "1.5", "componentCount": 42, "documentDigest": "sha256:f1a6e97996fcf437d861e6dcfd6728d0cc6e4e96bf7b8029f9924897f5d37e78"}),
-	_attestation("https://slsa.dev/provenance/v1", d, release_signer, "2026-11-25T05:00:00Z", {"builderId": github_hosted, "buildType": "https://actions.github.io/buildtypes/workflow/v1", "source": "git+https://github.com/stellaops/app@refs/heads/main"}),
+	_attestation("https://slsa.dev/provenance/v1", d, release_workflow_signer, "2026-11-25T05:00:00Z", {"builderId": github_hosted, "buildType": "https://actions.github.io/buildtypes/workflow/v1", "source": "git+https://github.com/stellaops/app@refs/heads/main"}),
 	_attestation("stellaops.io/predicates/vex@v1", d, release_signer, "2026-11-25T07:00:00Z", {"author": "security@stellaops.io", "timestamp": "2026-11-25T07:00:00Z", "statements": [{"vulnerability": "CVE-2026-9001", "products": ["pkg:oci/app"], "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]}),
 ]
 
