@@ -135,8 +135,12 @@ def summarize(predicate_type: str, predicate: Any) -> dict[str, Any]:
             rd = predicate.get("runDetails") or {}
             params = bd.get("externalParameters") or {}
             wf = params.get("workflow") if isinstance(params.get("workflow"), dict) else {}
-            source = _str(params.get("source")) or _workflow_source(wf)
-            if not source:
+            source = _str(params.get("source"))
+            if not source and _str(wf.get("repository")):
+                # GitHub workflow provenance: its workflow fields decide, never a dependency uri
+                # (which could name another ref than the one the workflow ran on).
+                source = _workflow_source(wf)
+            elif not source:
                 for dep in bd.get("resolvedDependencies") or []:
                     if isinstance(dep, dict) and dep.get("uri"):
                         source = _str(dep["uri"])
@@ -167,6 +171,10 @@ def _workflow_source(workflow: dict[str, Any]) -> str:
     ref = _str(workflow.get("ref"))
     if not repository or not ref or repository.endswith("@" + ref):
         return repository
+    if "@" in repository.partition("://")[2]:
+        # The repository names a ref of its own and it is not `ref`: the signed fields disagree,
+        # so neither is the source (no pattern can match "", whichever ref it asks for).
+        return ""
     prefix = "" if repository.startswith("git+") else "git+"
     return f"{prefix}{repository}@{ref}"
 

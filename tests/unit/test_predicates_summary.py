@@ -99,9 +99,23 @@ def test_slsa_v1_repository_already_carrying_the_ref_is_kept() -> None:
     assert s["source"] == "git+https://github.com/stellaops/app@refs/heads/main"
 
 
+@pytest.mark.parametrize(
+    ("repository", "ref"),
+    [("git+https://github.com/stellaops/app@refs/heads/feature-x", "refs/heads/main"),
+     ("git+https://github.com/stellaops/app@refs/heads/main", "refs/heads/feature-x")],
+    ids=["repository-says-feature", "repository-says-main"],
+)
+def test_slsa_v1_repository_and_ref_that_disagree_give_no_source(repository: str, ref: str) -> None:
+    """Whichever of the two signed fields says main, a disagreement is never read as main."""
+    deps = [{"uri": "git+https://github.com/stellaops/app@refs/heads/main", "digest": {"gitCommit": "a" * 40}}]
+    s = summarize(SLSA_V1, _github_v1(repository, ref, deps=deps))
+    assert s["source"] == ""  # and not the dependency's uri either
+
+
 def test_slsa_v1_workflow_without_a_ref_gives_the_repository_alone() -> None:
     """No ref in the signed provenance: nothing to match "main" against (fail closed)."""
-    s = summarize(SLSA_V1, _github_v1("https://github.com/stellaops/app", None, deps=[]))
+    deps = [{"uri": "git+https://github.com/stellaops/app@refs/heads/main"}]
+    s = summarize(SLSA_V1, _github_v1("https://github.com/stellaops/app", None, deps=deps))
     assert s["source"] == "https://github.com/stellaops/app"
 
 
@@ -115,3 +129,10 @@ def test_slsa_v1_explicit_source_parameter_still_wins() -> None:
 def test_slsa_v1_odd_ref_is_not_joined(ref: Any) -> None:
     s = summarize(SLSA_V1, _github_v1("https://github.com/stellaops/app", ref, deps=[]))
     assert s["source"] == "https://github.com/stellaops/app"
+
+
+def test_slsa_v1_without_workflow_falls_back_to_the_first_dependency() -> None:
+    p = {"buildDefinition": {"buildType": "https://example.com/build/v1", "externalParameters": {},
+                             "resolvedDependencies": [{"uri": "git+https://example.com/app@refs/tags/v1"}]},
+         "runDetails": {"builder": {"id": "https://example.com/builder"}}}
+    assert summarize(SLSA_V1, p)["source"] == "git+https://example.com/app@refs/tags/v1"
