@@ -205,9 +205,12 @@ class SQLStore:
                 (digest, max(per_tenant, 1)),  # at least each tenant's newest: every tenant's count is seen
             )
             recs = cur.fetchall()
-            # 2. interleave: every tenant's newest, then every tenant's second newest, …; a row
+            # 2. interleave: every tenant's newest, then every tenant's second newest, …, and
+            #    within one round the smaller rows first, so a tenant's big row never takes the
+            #    budget before another tenant's smaller row of the same round (a tenant's newest
+            #    is pushed out only by other tenants' newest rows, each no larger than it); a row
             #    that does not fit the byte budget is skipped (a smaller one after it may fit)
-            recs.sort(key=lambda r: (int(r[9]), r[1]))
+            recs.sort(key=lambda r: (int(r[9]), int(r[7]), r[1]))
             chosen: list[tuple[Any, ...]] = []
             skipped: dict[tuple[str, str], int] = {}
             totals: dict[str, int] = {}
