@@ -42,7 +42,9 @@ def checkout_root() -> Path | None:
     return root if (root / ".git").exists() and (root / "provider" / "stellaops").is_dir() else None
 
 
-def build_info() -> dict[str, str]:
+def build_info(*, tree_state: bool = True) -> dict[str, str]:
+    """Everything ``stella version`` prints; ``tree_state=False`` skips the ``git status`` of a
+    checkout (the provider's build_info metric needs only the commit)."""
     info: dict[str, str] = {"version": version(), "gitCommit": UNKNOWN, "gitTreeState": UNKNOWN, "buildDate": UNKNOWN}
     try:
         stamped = json.loads(resources.files("stellaops").joinpath("_build_info.json").read_text(encoding="utf-8"))
@@ -55,7 +57,8 @@ def build_info() -> dict[str, str]:
         commit = _git(root, "rev-parse", "HEAD") if root else ""
         if root and commit:
             info["gitCommit"] = commit
-            info["gitTreeState"] = "dirty" if _git(root, "status", "--porcelain", "--untracked-files=no") else "clean"
+            if tree_state:
+                info["gitTreeState"] = "dirty" if _git(root, "status", "--porcelain", "--untracked-files=no") else "clean"
     info["python"] = f"{platform.python_implementation()} {platform.python_version()}"
     info["platform"] = f"{sys.platform}/{platform.machine()}"
     return info

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import Counter, Histogram
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_LATENCY = Histogram(
     "stellaops_request_duration_seconds",
@@ -32,6 +34,54 @@ OUTCOMES = Counter(
     ["reason"],
 )
 IMPORTS = Counter("stellaops_imports_total", "Imported attestations by tenant and status.", ["tenant", "status"])
+RESPONSES = Counter(
+    "stellaops_responses_total",
+    "HTTP answers by endpoint (the route, or 'unmatched') and status code (a known code, or 'other').",
+    ["endpoint", "code"],
+)
+# "max" over the workers' files: one series, whatever the number of workers (gauges under
+# PROMETHEUS_MULTIPROC_DIR otherwise get a pid label per worker).
+BUILD_INFO = Gauge(
+    "stellaops_build_info", "Always 1; the labels say which build runs (stella version).", ["version", "commit"],
+    multiprocess_mode="max",
+)
+
+# Status codes the provider answers with; anything else counts as "other" (the endpoint label
+# is the route rule, a closed set, or "unmatched": no client can grow the series).
+KNOWN_CODES = frozenset({200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408, 409, 413, 415, 422, 429,
+                         431, 500, 502, 503, 504})
+
+
+def observe_response(endpoint: str, status: int) -> None:
+    """Count one HTTP answer (bounded label cardinality)."""
+    RESPONSES.labels(endpoint, str(status) if status in KNOWN_CODES else "other").inc()
+
+
+def _on_request_finished(sender: Any, response: Any, **_extra: Any) -> None:
+    """Flask's ``request_finished`` signal: every answer, error handlers' included."""
+    from flask import request
+
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    observe_response(rule, int(response.status_code))
+
+
+def _record_build_info() -> None:
+    from .buildinfo import build_info
+
+    info = build_info(tree_state=False)
+    BUILD_INFO.labels(info["version"], info["gitCommit"]).set(1)
+
+
+def _connect() -> None:
+    try:
+        from flask.signals import request_finished
+    except ImportError:  # pragma: no cover - the provider always has Flask
+        return
+    request_finished.connect(_on_request_finished)
+
+
+_record_build_info()
+_connect()
 
 # Registry names come from Pod specs (attacker-controlled): only registries that answered over
 # HTTP get their own label, at most this many per process; the rest count as "other", and calls
