@@ -136,6 +136,43 @@ SCENARIOS: dict[str, list[Att]] = {
 }
 
 
+def slsa1_github(ref: str) -> dict[str, Any]:
+    """SLSA v1 as GitHub Actions writes it: repository and ref apart (the provider joins them)."""
+    return {"buildDefinition": {"buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                                "externalParameters": {"workflow": {"repository": "https://github.com/stellaops/app", "ref": ref,
+                                                                    "path": ".github/workflows/release.yml"}},
+                                "resolvedDependencies": []},
+            "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}}
+
+
+# Multi-arch indexes (the cases of rego/testdata/stub/index.rego): B (linux/amd64) has a critical,
+# an empty SPDX SBOM and provenance from a feature branch, signed only by the vendor key (standing
+# for a CI key); A (linux/arm64) is clean, release-signed, built from main by the release workflow,
+# and carries a VEX that clears B's critical. Each index must be judged per platform.
+CLEAN = [
+    Att(SCAN, scan(0.25, [])),
+    Att(SBOM, sbom()),
+    Att(SLSA1, slsa1_github("refs/heads/main"), signer="ci"),
+    Att(VEX, vex(0.2, [("CVE-2026-9001", "not_affected")])),
+]
+FLAWED = [
+    Att(SCAN, scan(1, [("CVE-2026-9001", "critical", "openssl")]), signer="vendor"),
+    Att(SBOM, sbom("spdx-json", 0), signer="vendor"),
+    Att(SLSA1, slsa1_github("refs/heads/feature-x"), signer="vendor"),
+]
+FLAWED_RELEASE = [  # B': the critical in a NEWER release-signed scan, and a VEX about something else
+    Att(SCAN, scan(0.1, [("CVE-2026-9001", "critical", "openssl")])),
+    Att(VEX, vex(5, [("CVE-2026-9999", "not_affected")])),
+]
+# tag -> [(platform, attestations)]: an unsigned index over those platform images
+INDEXES: dict[str, list[tuple[str, list[Att]]]] = {
+    "index-borrow": [("linux/amd64", FLAWED), ("linux/arm64", CLEAN)],
+    "index-vex-borrow": [("linux/amd64", FLAWED_RELEASE), ("linux/arm64", CLEAN)],
+    "index-platforms-pass": [("linux/amd64", CLEAN), ("linux/arm64", CLEAN)],
+    "index-bare-platform": [("linux/amd64", []), ("linux/arm64", CLEAN)],
+}
+
+
 # --- making and attaching the attestations ---------------------------------------------------------
 def _sign_p256(key: ec.EllipticCurvePrivateKey, payload: bytes) -> tuple[bytes, bytes]:
     """DSSE over PAE (written here from the DSSE spec: 'DSSEv1' SP len SP type SP len SP body)."""
@@ -169,7 +206,8 @@ class SampleWorld:
 
 @pytest.fixture(scope="module")
 def sample_world(ocireg: str, gk_tls: Any, test_sigstore: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleWorld]:
-    from tests.fixtures.images import push_test_image
+    from stellaops.registry import OCI_INDEX, OCI_MANIFEST
+    from tests.fixtures.images import _push_single, loopback_client, push_test_image
     from tests.fixtures.provider import start_provider
     from tests.fixtures.sigstore import dsse_entry_body
 
@@ -181,9 +219,9 @@ def sample_world(ocireg: str, gk_tls: Any, test_sigstore: Any, tmp_path_factory:
     (work / "trusted_root.json").write_bytes(test_sigstore.trusted_root_json())
 
     stella = str(Path(sys.executable).parent / "stella")
-    for tag, atts in SCENARIOS.items():
-        digest = push_test_image(ocireg, "samples/app", tag)
-        name = f"{ocireg}/samples/app"
+    name = f"{ocireg}/samples/app"
+
+    def attest(tag: str, digest: str, atts: list[Att]) -> None:
         for i, att in enumerate(atts):
             payload = _statement(name, digest, att)
             logged = int(time.time() - att.logged_days_ago * 86400)
@@ -214,6 +252,23 @@ def sample_world(ocireg: str, gk_tls: Any, test_sigstore: Any, tmp_path_factory:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
             if proc.returncode != 0:
                 raise RuntimeError(f"attaching {tag} #{i} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+    for tag, atts in SCENARIOS.items():
+        attest(tag, push_test_image(ocireg, "samples/app", tag), atts)
+    client = loopback_client()
+    try:
+        for tag, members in INDEXES.items():
+            entries = []
+            for j, (platform, atts) in enumerate(members):
+                os_, _, arch = platform.partition("/")
+                digest, size = _push_single(client, ocireg, "samples/app", os_, arch)
+                attest(f"{tag}/{platform}", digest, atts)
+                entries.append({"mediaType": OCI_MANIFEST, "size": size, "digest": digest,
+                                "platform": {"os": os_, "architecture": arch}})
+            raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}, separators=(",", ":")).encode()
+            client.put_manifest(ocireg, "samples/app", tag, raw, OCI_INDEX)
+    finally:
+        client.close()
 
     config = {
         "attestation": {
@@ -279,6 +334,29 @@ DENIALS: dict[str, list[list[str]]] = {
     # is from a signer the constraint does not accept: high 1 and medium 1 remain.
     "vexscanthresholds/no-critical-unless-vex/example-disallowed": [
         ["image <{r}/samples/app:vulnerable>", "high 1 (max 0), medium 1 (max 0)"]],
+    # Multi-arch: the failing platform is named (the index itself carries nothing: it is named
+    # too, as the other way to pass); the passing arm64 platform never is.
+    "allowedsigners/release-key-and-ci/example-disallowed-index": [
+        ["image <{r}/samples/app:index-borrow>", "index <sha256:", "itself: no attestation of type <https://slsa.dev/provenance/v1>"],
+        ["image <{r}/samples/app:index-borrow>", "index <sha256:", "itself: no attestation of type <stellaops.io/predicates/scan-result@v1>"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+         "<https://slsa.dev/provenance/v1> are signed by authority <vendor-key>"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+         "<stellaops.io/predicates/scan-result@v1> are signed by authority <vendor-key>"]],
+    "scanthresholds/no-critical-fresh-scan/example-disallowed-index": [
+        ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "finds critical 1 (max 0)"]],
+    "slsaprovenance/github-built-from-main/example-disallowed-index": [
+        ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+         "source <git+https://github.com/stellaops/app@refs/heads/feature-x>"]],
+    "vexscanthresholds/no-critical-unless-vex/example-disallowed-index": [
+        ["image <{r}/samples/app:index-vex-borrow>", "itself: no attestation of type"],
+        ["image <{r}/samples/app:index-vex-borrow>", "platform <sha256:", "finds critical 1 (max 0)"]],
+    "requiresbom/require-cyclonedx-sbom/example-disallowed-index": [
+        ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "format <spdx-json>"],
+        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "lists 0 components"]],
 }
 
 

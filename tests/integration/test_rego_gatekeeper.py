@@ -141,3 +141,20 @@ def test_fails_closed_without_the_client_certificate(harness_factory: Any, world
     got = review(harness_factory, world, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
                  {"logged": pod("l", world["images"]["logged"])}, client_cert=False)
     assert len(got["logged"]) == 1 and "could not verify image" in got["logged"][0]
+
+
+def test_image_volumes_are_checked_in_gatekeeper(harness_factory: Any, world: dict[str, Any]) -> None:
+    """An unattested image mounted as an ImageVolume (volumes[].image.reference) beside an attested
+    container is denied, in a Pod and in a Deployment's pod template (issue 16 item 3)."""
+    imgs = world["images"]
+    volume = {"name": "models", "image": {"reference": imgs["unsigned"], "pullPolicy": "IfNotPresent"}}
+    bare = pod("p", imgs["logged"])
+    bare["spec"]["volumes"] = [volume]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"},
+                  "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                      "containers": [{"name": "app", "image": imgs["logged"]}], "volumes": [volume]}}}}
+    got = review(harness_factory, world, "requireattestations", constraint("StellaOpsRequireAttestations", {"predicateTypes": [SCAN]}),
+                 {"pod": bare, "deployment": deployment})
+    for name in ("pod", "deployment"):
+        assert len(got[name]) == 1, got[name]
+        assert got[name][0].startswith(f"imageVolume <models> image <{imgs['unsigned']}>: no attestation of type <{SCAN}>"), got[name]
