@@ -265,6 +265,10 @@ def test_realworld_case_cli(case: dict[str, Any], tmp_path: Path) -> None:
     where = f"{case['id']} (source: {case['source_test']}: {case['source_verdict']})"
     if case["expected"] == "verified":
         assert rc == 0 and "Verified OK" in out, f"{where}: expected to verify, got exit {rc} {reason}:\n{out}"
+        if "identity" in case:
+            assert f"subject={case['identity']}" in out, out
+        elif p.key_file is not None:
+            assert "signer  key " in out, out
     else:
         assert rc == 1, f"{where}: expected a refusal ({case['reason']}), got exit {rc}:\n{out}"
         assert reason == case["reason"], f"{where}: refused for {reason}, expected {case['reason']}:\n{out}"
@@ -276,13 +280,19 @@ def test_realworld_case_provider(case: dict[str, Any], tmp_path: Path) -> None:
     results = _provider_results(case, p, tmp_path)
     where = f"{case['id']} (source: {case['source_test']}: {case['source_verdict']})"
     assert results, f"{where}: no bundle to verify"
-    for res in results:
+    for data, res in zip(p.provider_bundles, results, strict=True):
         if case["expected"] == "verified":
             assert res.verified, f"{where}: expected to verify, got {[(e.reason, e.message) for e in res.errors]}"
             assert res.predicate_type == _wanted_type(case)
             assert res.signers, f"{where}: verified without a signer"
             if p.key_file is None:
-                assert res.signers[0].kind == "keyless" and res.tlog.required in (True, False)
+                assert res.signers[0].kind == "keyless" and res.signers[0].issuer.startswith("http"), res.signers
+                if "identity" in case:
+                    assert res.signers[0].subject == case["identity"], res.signers
+            else:
+                assert res.signers[0].kind == "key", res.signers
+            if json.loads(data).get("verificationMaterial", {}).get("tlogEntries"):
+                assert res.tlog.verified, f"{where}: the bundle's log entry was not verified"
         else:
             assert not res.verified, f"{where}: expected a refusal ({case['reason']}), but it verified"
             assert [e.reason for e in res.errors] == [case["reason"]], f"{where}: {[(e.reason, e.message) for e in res.errors]}"
