@@ -177,14 +177,45 @@ def _cas(items: Any, where: str, source: str) -> tuple[CertificateAuthority, ...
     return tuple(out)
 
 
+MAX_ROOTS_PER_FILE = 16
+
+
 def load_trusted_root(data: bytes, source: str) -> TrustedRootMaterial:
-    """Parse and validate a sigstore ``trusted_root.json``; :class:`ConfigError` names ``source``."""
+    """Parse and validate a sigstore ``trusted_root.json``, or a JSON Lines file of several (what
+    ``gh attestation trusted-root`` writes: public-good and GitHub's instance), every root merged;
+    :class:`ConfigError` names ``source`` (and the line)."""
     if len(data) > MAX_DOCUMENT:
         raise ConfigError(f"{source}: trusted root is {len(data)} bytes, more than {MAX_DOCUMENT}")
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
+            return _load_jsonl(data, source)
         raise ConfigError(f"{source}: not a JSON trusted_root document: {exc}", hint="expected a sigstore trusted_root.json") from exc
+    return _load_one(doc, data, source)
+
+
+def _load_jsonl(data: bytes, source: str) -> TrustedRootMaterial:
+    """One trusted root per non-empty line, merged (``gh attestation trusted-root``)."""
+    parts: list[TrustedRootMaterial] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        if len(parts) >= MAX_ROOTS_PER_FILE:
+            raise ConfigError(f"{source}: more than {MAX_ROOTS_PER_FILE} trusted roots in one JSON Lines file")
+        try:
+            doc = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{where}: not a JSON trusted root: {exc}",
+                hint="a JSON Lines trust file holds one complete trusted_root.json per line (as `gh attestation trusted-root` writes)",
+            ) from exc
+        parts.append(_load_one(doc, line, where))
+    return merge(parts)
+
+
+def _load_one(doc: Any, data: bytes, source: str) -> TrustedRootMaterial:
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a trusted root must be a JSON object")
     media_type = doc.get("mediaType")
