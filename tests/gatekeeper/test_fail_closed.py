@@ -252,7 +252,10 @@ def test_fail_six_templates_behind_a_stalled_registry_cost_one_deadline(
     policies = _shipped_policies()
     assert len(policies) == 6, policies
     config = yaml.safe_load(provider_config(gk_cosign_key.public, tmp_path))
-    config["server"] = {"deadlineSeconds": 1.5, "transientMemorySeconds": TRANSIENT_MEMORY_SECONDS}
+    config["server"] = {
+        "deadlineSeconds": 1.5, "transientMemorySeconds": TRANSIENT_MEMORY_SECONDS,
+        "tls": {"cert": str(gk_tls.server_cert), "key": str(gk_tls.server_key), "clientCA": str(gk_tls.ca_cert)},
+    }
     provider = provider_factory(yaml.safe_dump(config), tls=gk_tls)
     proxy = fault_proxy_factory(ocireg)
     push_test_image(ocireg, "gk/stalled", "v1")
