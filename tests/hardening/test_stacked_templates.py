@@ -1,4 +1,4 @@
-"""T-F10 stacked templates outlive the webhook (issue 16 item 5), at the provider.
+"""T-L22 stacked templates outlive the webhook (issue 16 item 5), at the provider.
 
 Gatekeeper calls the provider once per ConstraintTemplate that asks about an image and never
 caches a ``systemError``. Behind a registry that accepts connections and never answers, every
