@@ -1,4 +1,5 @@
-"""An index must not borrow another platform's attestations (issue 16 item 1).
+"""T-F32 (id proposed to the lead): an index must not borrow another platform's attestations
+(issue 16 item 1).
 
 Two images, each genuinely attested and verified by the real provider:
 
@@ -139,7 +140,7 @@ def world(ocireg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ind
             digests[tag] = index(tag, members)
             images[tag] = f"{ocireg}/{repo}:{tag}"
         attest(digests["own-pass"], CLEAN)  # the index itself signed by the release key
-        for name in ("B", "A"):
+        for name in ("B", "A", "E"):
             images[name] = f"{ocireg}/{repo}@{digests[name]}"
     finally:
         client.close()
@@ -151,11 +152,12 @@ def world(ocireg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ind
         provider.stop()
 
 
-def violations(world: IndexWorld, package: str, image: str, parameters: dict[str, Any], tmp: Path) -> list[str]:
-    """The shipped policy's violation messages for a Pod running ``image`` (opa eval, http.send)."""
-    doc = {"review": {"object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
-                                 "spec": {"containers": [{"name": "app", "image": image}]}}},
-           "parameters": parameters}
+def violations(world: IndexWorld, package: str, image: str | dict[str, Any], parameters: dict[str, Any], tmp: Path) -> list[str]:
+    """The shipped policy's violation messages for a Pod running ``image`` (or for the object
+    ``image``), through opa eval and the http.send transport."""
+    resource = image if isinstance(image, dict) else {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
+                                                       "spec": {"containers": [{"name": "app", "image": image}]}}
+    doc = {"review": {"object": resource}, "parameters": parameters}
     (tmp / "input.json").write_text(json.dumps(doc))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STELLAOPS_")}
     env["STELLAOPS_PROVIDER_URL"] = world.provider.url
