@@ -13,13 +13,20 @@ import click
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: server.port, 8443).")
 @click.option("--plain-http", is_flag=True, help="Serve plain HTTP without TLS. For local use only: Gatekeeper requires https.")
 @click.option("--workers", type=click.IntRange(1, 64), help="gunicorn worker processes (default: server.workers).")
-def serve(config_path: str | None, host: str | None, port: int | None, plain_http: bool, workers: int | None) -> None:
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535),
+    help="Also serve /metrics over plain HTTP on this port (no client certificate), for Prometheus.",
+)
+@click.option("--metrics-host", metavar="H", help="Address of the --metrics-port listener (default: --host / server.host).")
+def serve(config_path: str | None, host: str | None, port: int | None, plain_http: bool, workers: int | None,
+          metrics_port: int | None, metrics_host: str | None) -> None:
     """Run the Gatekeeper external data provider (and the import API) under gunicorn.
 
     \b
     Examples:
       stella serve --config /etc/stellaops/stellaops.yaml
       stella serve --config stellaops.yaml --host 127.0.0.1 --port 8080 --plain-http
+      stella serve --config /etc/stellaops/stellaops.yaml --metrics-port 9090   # Prometheus: http://POD:9090/metrics
     """
     from gunicorn.app.base import BaseApplication
 
@@ -43,9 +50,38 @@ def serve(config_path: str | None, host: str | None, port: int | None, plain_htt
 
     for address in opts["bind"]:
         check_bind(address)
+    metrics_child = None
+    if metrics_port:
+        mhost = metrics_host or host or config.server.host
+        maddress = f"[{mhost}]:{metrics_port}" if ":" in mhost else f"{mhost}:{metrics_port}"
+        if maddress in opts["bind"]:
+            raise click.UsageError(f"--metrics-port {metrics_port} is the provider's own port")
+        check_bind(maddress)
+        metrics_child = _start_metrics_listener(mhost, metrics_port)
+        click.echo(f"stella: metrics on http://{maddress}/metrics", err=True)
     scheme = "http" if plain_http or not config.server.tls.enabled else "https"
     click.echo(f"stella: serving on {scheme}://{opts['bind'][0]} (config {config.source})", err=True)
-    _App().run()
+    try:
+        _App().run()
+    finally:
+        if metrics_child is not None:
+            metrics_child.terminate()
+            metrics_child.wait(timeout=10)
+
+
+def _start_metrics_listener(host: str, port: int) -> Any:
+    """The plain-HTTP /metrics process (:mod:`stellaops.metrics_http`), sharing the workers'
+    PROMETHEUS_MULTIPROC_DIR (set here, before gunicorn, which then keeps it)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stellaops-metrics-")
+    return subprocess.Popen(
+        [sys.executable, "-m", "stellaops.metrics_http", "--host", host, "--port", str(port), "--parent", str(os.getpid())]
+    )
 
 
 def check_bind(address: str) -> None:
