@@ -138,6 +138,14 @@ def _pypi_bundle(doc: bytes) -> bytes:
     return json.dumps(bundle).encode()
 
 
+def _pypi_provenance_attestation(doc: bytes) -> bytes:
+    """The one attestation of PyPI's provenance object (PEP 740 ``{"attestation_bundles":
+    [{"publisher", "attestations": [...]}]}``, what PyPI's integrity API serves)."""
+    found = [a for b in json.loads(doc)["attestation_bundles"] for a in b["attestations"]]
+    assert len(found) == 1, f"the provenance holds {len(found)} attestations"
+    return json.dumps(found[0]).encode()
+
+
 def _npm_key_pem(key_id: str) -> bytes:
     """npm's registry key (keys.json: DER SubjectPublicKeyInfo, base64) as a PEM file."""
     keys = [k for k in json.loads(NPM_KEYS.read_bytes())["keys"] if k["keyId"] == key_id and k["keyUsage"] == "npm:attestations"]
@@ -163,9 +171,11 @@ def _prepare(case: dict[str, Any], tmp_path: Path) -> Prepared:
         raw = _npm_bundle(raw, extract[len("npm:") :])
     elif extract == "pypi":
         raw = _pypi_bundle(raw)
+    elif extract == "pypi-provenance":
+        raw = _pypi_bundle(_pypi_provenance_attestation(raw))
     elif extract not in ("", "jsonl"):
         raise AssertionError(f"{case['id']}: unknown extract {extract!r}")
-    if extract in ("pypi",) or extract.startswith("npm:"):
+    if extract in ("pypi", "pypi-provenance") or extract.startswith("npm:"):
         bundle_file = tmp_path / "bundle.sigstore.json"
         bundle_file.write_bytes(raw)
     provider = [line for line in raw.splitlines() if line.strip()] if extract == "jsonl" else [raw]
