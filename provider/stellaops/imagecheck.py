@@ -216,10 +216,18 @@ def verify_candidates(
     order = _verification_order(candidates)
     if on_start is not None:
         on_start(len(order))
+    verified_sizes: dict[str, int] = {}  # per digest: the largest candidate that verified
     for c in order:
         target = c.attached_to or digest
-        done = verified_envelopes.get((target, "sha256:" + hashlib.sha256(c.data).hexdigest())) if c.kind == KIND_DSSE else None
-        if done is not None:  # this exact envelope already verified for this digest (from its bundle)
+        done = None
+        if c.kind == KIND_DSSE and target in verified_sizes:
+            done = verified_envelopes.get((target, "sha256:" + hashlib.sha256(c.data).hexdigest()))
+            # another serialisation of a verified envelope (cosign's `keyid: ""`, key order): its
+            # canonical digest, from the envelope alone (the statement is not parsed), only for a
+            # candidate about as large as what verified, so junk of another size costs nothing here
+            if done is None and len(c.data) <= 2 * verified_sizes[target] + 4096:
+                done = verified_envelopes.get((target, _canonical_envelope_digest(c.data)))
+        if done is not None:  # this envelope already verified for this digest (from its bundle)
             if on_result is not None:
                 on_result(c, done)
             continue
@@ -235,11 +243,23 @@ def verify_candidates(
         slot = (res.digest, res.envelope_digest)
         if res.verified:
             verified_envelopes[(target, res.envelope_digest)] = res
+            verified_sizes[target] = max(verified_sizes.get(target, 0), len(c.data))
         prev = by_envelope.get(slot)
         # the same envelope found in several places counts once; a verified copy wins
         if prev is None or (res.verified and not prev.verified):
             by_envelope[slot] = res
     return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
+
+
+def _canonical_envelope_digest(data: bytes) -> str:
+    """sha256 of the envelope's canonical serialisation (what verification names it by), "" when
+    it does not parse (verification then says why)."""
+    from . import dsse
+
+    try:
+        return "sha256:" + hashlib.sha256(dsse.parse_envelope(data).to_bytes()).hexdigest()
+    except (StellaError, ValueError, TypeError):
+        return ""
 
 
 @dataclass(frozen=True)
