@@ -10,13 +10,15 @@ verdict its source's own test suite gives it (``cases.yaml``):
   trust built by the provider's own configuration parser (``attestation.trustRoots.bundlePath``
   with ``offline: true``, one authority).
 
-A refusal must carry the reason code the case names. Nothing here may touch the network: an
-audit hook records every connect and name lookup of this module, and any is a failure.
+The OCI cases (a cosign ``.att`` attestation kept as an OCI image layout) are pushed to the loopback
+registry fixture and go through ``stella attest verify IMAGE@DIGEST`` and the provider's
+discovery. A refusal must carry the reason code the case names. Nothing here may leave the
+machine: an audit hook records every connect and name lookup of this module, and anything but
+loopback (the registry) fails the test — no TUF, no Rekor, no public Sigstore.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 import json
@@ -399,8 +401,8 @@ def test_corpus_covers_what_issue_17_asks() -> None:
     covered = {tag for c in CASES + OCI_CASES for tag in c.get("covers", [])}
     wanted = {
         "public-good", "github-instance", "bundle-v0.1", "bundle-v0.2", "bundle-v0.3", "intoto", "dsse", "rekor-v2",
-        "sha512", "key", "keyless", "npm-provenance", "npm-publish", "pypi-publish", "slsa-github-generator",
-        "github-artifact-attestation", "cosign-oci",
+        "sha512", "key", "keyless", "npm-provenance", "npm-publish", "pypi-publish", "pypi-provenance", "slsa-github-generator",
+        "github-artifact-attestation", "cosign-oci", "cosign-att-legacy", "github-identity-extensions",
     }
     assert wanted <= covered, f"not covered: {sorted(wanted - covered)}"
     assert sum(c["expected"] == "refused" for c in CASES + OCI_CASES) >= 10
