@@ -14,9 +14,9 @@ Facts (Fulcio ``docs/oid-info.md``, RFC 6962 §3.2):
 - the extensions an authority pins (:data:`EXTENSION_KEYS`): ``….1.2``–``….1.6`` (GitHub
   workflow trigger, SHA, name, repository, ref; deprecated, raw strings) as cosign's
   ``--certificate-github-workflow-*`` read them, and ``….1.9``–``….1.22`` (DER UTF8String):
-  build signer URI, source repository URI, digest, ref, owner URI. A pinned value must equal
-  every extension present that carries it (a deprecated one and its successor both), and at
-  least one must be present.
+  build signer URI, source repository URI, digest, ref, owner URI. A pinned value must be in
+  its own extension (for the GitHub pins the deprecated one, as cosign reads it), and every
+  other extension present that carries the same claim (its DER successor) must agree.
 """
 
 from __future__ import annotations
@@ -192,8 +192,9 @@ def _raw_string(value: bytes) -> str:
 
 def extension_problem(identity: Identity, authority: KeylessAuthority) -> str | None:
     """None when every extension value the authority pins is in the certificate; else what is
-    wrong, in words. Exact comparison; every extension present that carries the claim (the
-    deprecated one and its DER successor) must hold the pinned value, and one must be present."""
+    wrong, in words. Exact comparison. The pin's own extension must be present (the deprecated
+    raw one for ``githubWorkflow*``, as cosign; the DER one otherwise), and every extension
+    present that carries the claim (a deprecated one and its DER successor) must hold the value."""
     for key, expected in authority.extensions:
         raw_oid, der_oid = EXTENSION_KEYS[key]
         found: list[tuple[str, str]] = []
@@ -207,9 +208,12 @@ def extension_problem(identity: Identity, authority: KeylessAuthority) -> str | 
                 found.append((oid.dotted_string, decode(value)))
             except CertificateInvalid as exc:
                 return f"{key}: extension {oid.dotted_string} is malformed ({exc.detail})"
-        if not found:
-            oids = " or ".join(o.dotted_string for o in (raw_oid, der_oid) if o is not None)
-            return f"{key}: the certificate has no extension {oids}"
+        primary = raw_oid or der_oid
+        assert primary is not None
+        if not any(o == primary.dotted_string for o, _v in found):
+            # cosign reads the deprecated GitHub extension for --certificate-github-workflow-*:
+            # its successor alone (e.g. a GitLab certificate's Source Repository Ref) is not it
+            return f"{key}: the certificate has no extension {primary.dotted_string}"
         for oid_text, value in found:
             if value != expected:
                 return f"{key}: expected {expected!r}, the certificate's extension {oid_text} has {value!r}"
