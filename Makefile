@@ -21,7 +21,7 @@ venv: $(STAMP) ## Create the virtualenv with the package and test dependencies
 debs: ## Install the Debian packages the tests use (when missing)
 	@scripts/debs.sh
 
-tools: debs ## Build the pinned Go tools (cached in ~/.cache/stellaops/tools)
+tools: debs ## Build the pinned Go tools, etcd, kube-apiserver, kubectl and Gatekeeper (cached in ~/.cache/stellaops/tools)
 	@scripts/tools.sh
 	@if [ -x tests/gatekeeper/build.sh ]; then tests/gatekeeper/build.sh; fi
 
@@ -37,9 +37,12 @@ generate: venv ## Regenerate deploy/gatekeeper templates from rego/policies
 rego-test: tools ## Rego gates: opa fmt, opa check --strict, opa test --coverage
 	@scripts/rego-check.sh
 
-test: venv tools ## Everything: pytest (unit, integration, interop, Gatekeeper engine) and the Rego gates
+test: venv tools ## Everything: pytest (unit, integration, interop, Gatekeeper engine, the real API server) and the Rego gates
 	@scripts/rego-check.sh
 	@$(PYTEST) -q -p no:cacheprovider tests
+
+kube-test: venv tools ## Admission through the real kube-apiserver and Gatekeeper on loopback (tests/kube)
+	@$(PYTEST) -q -p no:cacheprovider tests/kube
 
 unit: venv ## Unit tests only (nothing started)
 	@$(PYTEST) -q tests/unit
@@ -52,4 +55,4 @@ bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/resul
 	@$(PIP) install -q --disable-pip-version-check -e '.[bench]'
 	@$(PY) bench/run.py
 
-.PHONY: help venv debs tools tools-optional demo generate rego-test test unit fuzz bench
+.PHONY: help venv debs tools tools-optional demo generate rego-test test kube-test unit fuzz bench

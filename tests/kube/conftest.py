@@ -285,11 +285,11 @@ class Installed:
         from tests.fixtures.images import loopback_client
 
         ref = self.images[name]
-        repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
-        host = ref.split("/", 1)[0]
-        with loopback_client() as c:
-            m = c.get_manifest(host, repo, self.digests[name])
-            c.put_manifest(host, repo, tag, m.raw, m.media_type)
+        host, rest = ref.split("/", 1)
+        repo = rest.rsplit(":", 1)[0]
+        with loopback_client() as c:  # pushed to the registry itself, never through the fault proxy
+            m = c.get_manifest(self.registry, repo, self.digests[name])
+            c.put_manifest(self.registry, repo, tag, m.raw, m.media_type)
         return f"{host}/{repo}:{tag}"
 
 

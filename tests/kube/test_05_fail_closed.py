@@ -72,8 +72,7 @@ def test_registry_stalled_with_all_six_templates_denies_in_time(installed: Insta
     assert len(POLICIES) == 6
     for policy in POLICIES:
         w.sample_constraint(policy, ns)
-    ref = w.images["via-proxy"].rsplit(":", 1)[0] + f":t-{uuid.uuid4().hex[:10]}"
-    w.push_tag("via-proxy", ref.rsplit(":", 1)[1])
+    ref = w.push_tag("via-proxy", f"t-{uuid.uuid4().hex[:10]}")
     seen = sum(w.proxy.requests.values())
     w.proxy.set("stall")
     try:
