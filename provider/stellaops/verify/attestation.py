@@ -12,18 +12,21 @@
    configured Fulcio CA at the certificate's own start (CERTIFICATE_INVALID), an embedded SCT
    verifies (SCT_INVALID), the SAN identity and OIDC issuer match an authority, exactly or by a
    whole-value RE2 match (IDENTITY_MISMATCH; UNTRUSTED_SIGNER when no keyless authority is
-   configured). No signer → the most specific of those reasons. A cosign RFC 3161 timestamp
-   annotation on a ``.att`` layer (or a key-signed bundle's timestamps) is verified when
+   configured; the SCT may be waived per authority, ``insecureIgnoreSct``; pinned Fulcio
+   extensions must match exactly). No signer → the most specific of those reasons. Every RFC
+   3161 timestamp — a cosign annotation on a ``.att`` layer, any bundle's — is verified when
    timestamp authorities are configured (TIMESTAMP_INVALID; ignored otherwise, as cosign without
    --timestamp-certificate-chain); it must cover the envelope or a signature that verified — a
-   certificate's signatures count only once its chain, SCT and identity passed.
+   certificate's signatures count only once its chain, SCT and identity passed. A sigstore
+   bundle's envelope carries exactly one signature (MALFORMED_ENVELOPE).
 4. statement: strict in-toto Statement v0.1/v1              → MALFORMED_STATEMENT
 5. subject: some subject digest equals the image digest      → SUBJECT_MISMATCH
    Only then the keyless time (nothing is asked of Rekor for an attestation of another image):
    log entries (attached, or found by the online lookup) whose integrated time the chain is
-   valid at (TLOG_MISSING / CERTIFICATE_INVALID); the certificate must be valid at a verified
-   timestamp's time too, which replaces a keyless log entry only with ``requireTlog: false``
-   and ``keylessTimestampWithoutTlog: true``. A failure drops the keyless signer; a transient
+   valid at (TLOG_MISSING / CERTIFICATE_INVALID); every verified timestamp must lie inside the
+   certificate's validity (TIMESTAMP_INVALID); timestamps replace a keyless log entry the
+   attestation lacks only with ``requireTlog: false`` and ``useSignedTimestamps`` on the
+   authority or ``keylessTimestampWithoutTlog: true``. A failure drops the keyless signer; a transient
    one (Rekor unreachable, TUF mirror down) is raised even when a key signer verified.
 6. transparency log: SET, inclusion proof + checkpoint when present, entry bound to this
    envelope and to *one* signer (TLOG_INVALID / TLOG_MISSING): each signer needs an entry that
