@@ -831,14 +831,19 @@ def describe(config: Config) -> dict[str, Any]:
         if isinstance(a, KeyAuthority):
             auths.append({"name": a.name, "kind": "key", "keyId": a.key_id, "path": a.path})
         else:
-            auths.append(
-                {
-                    "name": a.name,
-                    "kind": "keyless",
-                    "issuer": a.issuer or f"regexp:{a.issuer_regexp}",
-                    "subject": a.subject or f"regexp:{a.subject_regexp}",
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": a.name,
+                "kind": "keyless",
+                "issuer": a.issuer or f"regexp:{a.issuer_regexp}",
+                "subject": a.subject or f"regexp:{a.subject_regexp}",
+            }
+            if a.extensions:  # shown only when set: what stella config check printed before stays the same
+                entry["extensions"] = dict(a.extensions)
+            if a.insecure_ignore_sct:
+                entry["insecureIgnoreSct"] = True
+            if a.use_signed_timestamps:
+                entry["useSignedTimestamps"] = True
+            auths.append(entry)
     roots: dict[str, Any] | None = None
     if t.sigstore is not None:
         s = t.sigstore

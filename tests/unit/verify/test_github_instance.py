@@ -169,6 +169,11 @@ attestation:
         env={},
     )
     assert plain.trust.fingerprint != cfg.trust.fingerprint  # verdicts under the opt-ins are never served without them
+    from stellaops.config import describe
+
+    (shown,) = describe(cfg)["authorities"]
+    assert shown["insecureIgnoreSct"] and shown["useSignedTimestamps"] and shown["extensions"] == {"sourceRepositoryUri": REPO}
+    assert "insecureIgnoreSct" not in describe(plain)["authorities"][0]
     assert verify_candidate(cand, IMAGE_DIGEST, plain.trust).errors[0].reason == "SCT_INVALID"
 
 
