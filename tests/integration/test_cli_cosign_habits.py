@@ -165,3 +165,15 @@ def test_import_not_json_exits_2_naming_every_bad_line(capsys: pytest.CaptureFix
     rc, out, err = run(capsys, "attest", "import", "--envelope", str(tmp_path / "in.jsonl"), "--config", str(tmp_path / "c.yaml"))
     assert rc == 2
     assert f"{tmp_path / 'in.jsonl'}:2: not JSON:" in err and f"{tmp_path / 'in.jsonl'}:4: not JSON:" in err
+
+
+def test_the_trace_ends_with_the_command(capsys: pytest.CaptureFixture[str], image: tuple[str, str, bytes]) -> None:
+    """In-process callers (tests, scripts calling main) are not left with the trace on."""
+    ref, _, _ = image
+    assert run(capsys, "attest", "oci-list", ref, "-d")[0] == 0
+    from tests.fixtures.images import loopback_client
+
+    client = loopback_client()
+    client.resolve(parse_reference(ref))
+    client.close()
+    assert "stella: " not in capsys.readouterr().err

@@ -116,9 +116,16 @@ def _reset_flags() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, mapping errors to one line and an exit code."""
+    _reset_flags()
+    try:
+        _run(argv)
+    finally:  # in-process callers (tests) get a clean state: no verbose flag, no HTTP trace
+        _reset_flags()
+
+
+def _run(argv: list[str] | None) -> None:
     from ..errors import StellaError
 
-    _reset_flags()
     try:
         rc = cli.main(args=argv, prog_name="stella", standalone_mode=False)
     except click.exceptions.Abort:
