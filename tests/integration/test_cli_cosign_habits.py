@@ -177,3 +177,15 @@ def test_the_trace_ends_with_the_command(capsys: pytest.CaptureFixture[str], ima
     client.resolve(parse_reference(ref))
     client.close()
     assert "stella: " not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "code", "words"), [
+    (b"not json\n", 2, "is not JSON"),
+    (b'{"hello": "world"}\n', 1, "MALFORMED_ENVELOPE"),
+], ids=["not-json", "json-but-no-attestation"])
+def test_attach_exit_codes_agree_with_import(capsys: pytest.CaptureFixture[str], image: tuple[str, str, bytes],
+                                             tmp_path: Path, content: bytes, code: int, words: str) -> None:
+    ref, _, _ = image
+    (tmp_path / "a.json").write_bytes(content)
+    rc, out, err = run(capsys, "attest", "attach", ref, "--attestation", str(tmp_path / "a.json"))
+    assert (rc, out) == (code, "") and words in err, err

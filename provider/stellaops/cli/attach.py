@@ -76,7 +76,7 @@ def attach(
     from ..attach import split_documents
     from ..errors import StellaError
     from ..reference import parse_reference
-    from .common import Progress, emit_json, progress_wanted
+    from .common import InputError, Progress, emit_json, progress_wanted
     from .oci import make_cli_client
 
     ann = _parse_annotations(annotations)
@@ -88,7 +88,11 @@ def attach(
     except OSError as exc:
         raise StellaError(f"cannot read --attestation {attestation!r}: {exc.strerror}", reason="REQUEST_INVALID") from exc
     ref = parse_reference(image)
-    docs = split_documents(data)
+    try:
+        docs = split_documents(data)
+    except StellaError as exc:  # not JSON (or not UTF-8): bad input, exit 2 as in sign and import
+        raise InputError(f"--attestation {attestation!r}: {exc.detail}", reason=exc.reason, hint=exc.hint or
+                         "pass the DSSE envelope or sigstore bundle JSON that `stella attest sign` or cosign wrote") from exc
     if not docs:
         raise StellaError(f"--attestation {attestation!r} holds no JSON document", reason="MALFORMED_ENVELOPE")
     results = []
