@@ -180,3 +180,17 @@ def test_cli_does_not_create_a_default_store(world: World, tmp_path: Path, monke
     res = CliRunner().invoke(cli, ["attest", "verify", f"{world.registry}/{repo}@{digest}", "--config", str(cfg), "--type", SCAN_TYPE])
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "xdg").exists()
+
+
+@pytest.mark.parametrize("command", ["verify", "verify-blob-attestation"])
+def test_github_trust_flags_are_wired_into_both_verify_commands(world: World, command: str) -> None:
+    # the flags reach apply_trust_flags: with only a key authority there is nothing to pin
+    repo = world.repo()
+    digest, _ = world.image(repo, attested=True)
+    target = [f"{world.registry}/{repo}@{digest}"] if command == "verify" else ["--digest", digest, "--signature", str(world.config)]
+    res = CliRunner().invoke(
+        cli, ["attest", command, *target, "--key", str(world.tmp / "release.pub"), "--insecure-ignore-tlog",
+              "--certificate-github-workflow-ref", "refs/heads/main"],
+    )  # fmt: skip
+    text = res.output + res.stderr + str(res.exception)
+    assert res.exit_code != 0 and "--certificate-github-workflow-ref" in text and "no keyless authority" in text, text

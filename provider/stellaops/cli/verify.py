@@ -75,7 +75,17 @@ def _trust_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    # cosign's GitHub/Fulcio pins and --insecure-ignore-sct/--use-signed-timestamps (cli/trust_flags.py),
+    # handed to the commands as **gh_flags and merged into the trust build_trust made
+    from .trust_flags import github_trust_options
+
+    return github_trust_options(func)
+
+
+def _with_trust_flags(trust: Any, gh_flags: dict[str, Any]) -> Any:
+    from .trust_flags import apply_trust_flags, trust_flag_fragment
+
+    return apply_trust_flags(trust, trust_flag_fragment(**gh_flags))
 
 
 def _remember_rekor_url(ctx: click.Context, _param: Any, value: str | None) -> None:
@@ -380,6 +390,7 @@ def verify(
     verbose: bool,
     no_store: bool,
     progress: bool | None,
+    **gh_flags: Any,
 ) -> None:
     """Verify the attestations attached to IMAGE (cosign verify-attestation).
 
@@ -415,6 +426,7 @@ def verify(
         tuf_mirror=tuf_mirror,
         tuf_root=tuf_root,
     )
+    trust = _with_trust_flags(trust, gh_flags)
     wanted = resolve_predicate_type(ptype)
     ref = parse_reference(image)
     # The CLI runs for its user (as cosign does): private and loopback registries are allowed.
@@ -572,6 +584,7 @@ def verify_blob_attestation(
     output: str,
     config_path: str | None,
     verbose: bool,
+    **gh_flags: Any,
 ) -> None:
     """Verify an attestation about BLOB (or --digest) that is not in a registry.
 
@@ -598,6 +611,7 @@ def verify_blob_attestation(
         tuf_mirror=tuf_mirror,
         tuf_root=tuf_root,
     )
+    trust = _with_trust_flags(trust, gh_flags)
     wanted = resolve_predicate_type(ptype)
     image_digest = _blob_digest(blob, digest, digest_alg)
     cand = blob_candidate(bundle, signature)
