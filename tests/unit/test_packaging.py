@@ -109,3 +109,10 @@ def test_rego_path_points_at_the_shipped_bundles() -> None:
         assert path.exists(), (what, path)
         if marker:
             assert (path / marker).is_file(), (what, path)
+
+
+def test_package_version_is_the_distribution_version() -> None:
+    import stellaops
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert stellaops.__version__ == project["version"]
