@@ -228,3 +228,42 @@ def test_second_identical_request_does_no_registry_io(attested, tmp_path_factory
         assert first["response"]["items"] == second["response"]["items"]
     finally:
         p.stop()
+
+
+def test_index_lists_every_selectable_platform_over_the_wire(provider, attested) -> None:  # type: ignore[no-untyped-def]
+    """T-F31 through the running provider: an unattested amd64 entry annotated as an attestation
+    manifest, and one behind a nested index, are platforms of the verdict (with platformDetails);
+    only the attested platform has a verified attestation of its own."""
+    import hashlib
+
+    from stellaops.registry import OCI_INDEX, OCI_MANIFEST
+    from tests.fixtures.images import _push_single, loopback_client
+
+    reg, repo = attested["registry"], "e2e/multi"
+    client = loopback_client()
+    try:
+        def index(entries: list[dict[str, Any]]) -> tuple[str, int]:
+            raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+            digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+            client.put_manifest(reg, repo, digest, raw, OCI_INDEX)
+            return digest, len(raw)
+
+        plat = {"os": "linux", "architecture": "amd64"}
+        (g, gs), (e1, e1s), (e2, e2s) = (_push_single(client, reg, repo, "linux", "amd64") for _ in range(3))
+        inner, inner_size = index([{"mediaType": OCI_MANIFEST, "digest": e2, "size": e2s, "platform": plat}])
+        top, _ = index([
+            {"mediaType": OCI_MANIFEST, "digest": g, "size": gs, "platform": plat},
+            {"mediaType": OCI_MANIFEST, "digest": e1, "size": e1s, "platform": plat,
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": OCI_INDEX, "digest": inner, "size": inner_size},
+        ])  # fmt: skip
+    finally:
+        client.close()
+    assert attach(attested, f"{reg}/{repo}@{g}", sign(attested, f"{reg}/{repo}@{g}")).returncode == 0
+    key = f"{reg}/{repo}@{top}"
+    v = _value(provider.verify(key), key)
+    assert v["platforms"] == [g, e1, e2]
+    assert [(d["digest"], d["platform"], d["index"]) for d in v["platformDetails"]] == [
+        (g, "linux/amd64", top), (e1, "linux/amd64", top), (e2, "linux/amd64", inner)
+    ]
+    assert {a["digest"] for a in v["attestations"] if a["verified"]} == {g}
