@@ -1,5 +1,11 @@
 """The chain for each image key: reference → digest → discovery → verification → verdict.
 
+The per-image part (discovery with the store, limits and byte budgets, verification, the
+verdict with every platform) is :func:`imagecheck.verify_image`, shared with ``stella attest
+verify``; this module adds what only the service has: the digest and verdict caches, one
+deadline and one byte budget (``limits.attestationBytesPerRequest``) per request, the pool,
+and ``bounds.bound_verdict`` on every fresh verdict before it is cached.
+
 ``Engine.verify_batch`` runs the keys of one request concurrently (a bounded pool shared by
 the process), verifies each distinct key once, and keeps one deadline for the whole request:
 a key not finished by then is reported as transient (``DEADLINE_EXCEEDED``), never answered
@@ -10,8 +16,9 @@ Outcomes per key:
   (digest, trust fingerprint) with a positive or a negative TTL;
 - a definitive :class:`StellaError` (the key can never succeed as written: bad reference,
   registry not allowed, image not found, credentials refused) → per-key ``error``;
-- a transient :class:`StellaError` (registry unreachable, deadline, store down) → ``systemError``,
-  item omitted, nothing cached, so the next admission retries.
+- a transient :class:`StellaError` (registry unreachable, deadline, store down, the request's
+  byte budget used up by its other keys) → ``systemError``, item omitted, nothing cached, so the
+  next admission retries.
 
 A transient failure while verifying *one attestation* (its Rekor lookup, the TUF mirror) is
 transient for the key too (``systemError``), even when another attestation verified: a verdict
