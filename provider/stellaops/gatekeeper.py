@@ -45,7 +45,7 @@ ACCEPTED_API_VERSIONS = (API_VERSION, "externaldata.gatekeeper.sh/v1alpha1")
 
 # a systemError names every transient key with its reason; past this many bytes the rest are
 # counted, not listed (the text is in every denial message of every template)
-SYSTEM_ERROR_BYTES = 16 * 1024
+SYSTEM_ERROR_BYTES = 64 * 1024
 # keys the transient memory holds at most (per process); each entry is a key (at most
 # server.maxKeyLength characters) and its error text (cut to TRANSIENT_TEXT_BYTES)
 TRANSIENT_MEMORY_KEYS = 4096

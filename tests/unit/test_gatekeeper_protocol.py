@@ -185,8 +185,10 @@ def test_response_cap_moves_what_does_not_fit_to_system_error_not_to_cached_item
     items, overflow = _assemble([("huge", _item("huge", V(500_000)))], 200_000)
     assert overflow == [] and json.loads(items[0])["error"].startswith("LIMIT_EXCEEDED")
     # the systemError text itself is bounded
+    from stellaops.gatekeeper import SYSTEM_ERROR_BYTES
+
     text = _system_error([(f"key-{i}" * 20, "DEADLINE_EXCEEDED " * 10) for i in range(1000)])
-    assert len(text.encode()) <= 16 * 1024 and "more keys" in text
+    assert len(text.encode()) <= SYSTEM_ERROR_BYTES and "more keys" in text
 
 
 def test_a_spliced_cached_verdict_over_the_verdict_cap_is_refused_not_sent() -> None:
