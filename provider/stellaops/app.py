@@ -44,6 +44,9 @@ def create_app(config: Config | str | None = None, *, engine: Any = None, store:
     from . import gatekeeper
 
     app.register_blueprint(gatekeeper.bp)
+    from . import mutation
+
+    app.register_blueprint(mutation.bp)  # /gatekeeper/v1/mutate: tag-to-digest pinning
     try:
         from . import importapi
     except ImportError:  # pragma: no cover - the import API ships with the package
@@ -106,7 +109,7 @@ def _register_operational_routes(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | tuple[Response, int]:
         code = exc.code or 500
-        if request.path == "/gatekeeper/v1/verify" and code in (400, 413):
+        if request.path in ("/gatekeeper/v1/verify", "/gatekeeper/v1/mutate") and code in (400, 413):
             # Gatekeeper reads the body whatever the status: answer in its protocol
             from .gatekeeper import provider_response, too_large_response
 
