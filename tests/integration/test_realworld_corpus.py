@@ -1,7 +1,9 @@
 """The real-world corpus (``tests/data/realworld``, origin of every file in its SOURCE.md):
 attestations and bundles made by other tools and services — sigstore-go, sigstore-js, sigstore-python,
 sigstore-conformance, GitHub's ``gh attestation``, cosign, slsa-verifier (slsa-github-generator,
-npm, GitHub artifact attestations) and PyPI — each verified twice, offline, and held to the
+npm, GitHub artifact attestations), PyPI, and GitHub's own Sigstore instance (bundles without SCT or
+log entry, dated by an RFC 3161 timestamp, against the JSON Lines of ``gh attestation
+trusted-root``) — each verified twice, offline, and held to the
 verdict its source's own test suite gives it (``cases.yaml``):
 
 * through the CLI, ``stella attest verify-blob-attestation --bundle … --trusted-root … --offline``
@@ -409,9 +411,12 @@ def test_corpus_covers_what_issue_17_asks() -> None:
         "public-good", "github-instance", "bundle-v0.1", "bundle-v0.2", "bundle-v0.3", "intoto", "dsse", "rekor-v2",
         "sha512", "key", "keyless", "npm-provenance", "npm-publish", "pypi-publish", "pypi-provenance", "slsa-github-generator",
         "github-artifact-attestation", "cosign-oci", "cosign-att-legacy", "github-identity-extensions",
+        "gh-jsonl", "gh-trusted-root-jsonl", "no-sct", "no-tlog",
     }
     assert wanted <= covered, f"not covered: {sorted(wanted - covered)}"
     assert sum(c["expected"] == "refused" for c in CASES + OCI_CASES) >= 10
+    github = [c for c in CASES if c["trusted_root"] == "github-instance" and "github-instance" in c.get("covers", [])]
+    assert {c["expected"] for c in github} == {"verified", "refused"}, "GitHub's instance: cases that verify and that must be refused"
     for c in OCI_CASES:
         assert (DATA / c["oci_layout"] / "index.json").is_file(), c["id"]
         assert (c["expected"] == "refused") == ("reason" in c), c["id"]
