@@ -262,7 +262,7 @@ def sample_world(ocireg: str, gk_tls: Any, test_sigstore: Any, tmp_path_factory:
             for j, (platform, atts) in enumerate(members):
                 os_, _, arch = platform.partition("/")
                 digest, size = _push_single(client, ocireg, "samples/app", os_, arch)
-                attest(f"{tag}/{platform}", digest, atts)
+                attest(f"{tag}-{j}", digest, atts)
                 entries.append({"mediaType": OCI_MANIFEST, "size": size, "digest": digest,
                                 "platform": {"os": os_, "architecture": arch}})
             raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}, separators=(",", ":")).encode()
