@@ -173,7 +173,7 @@ _SCHEMA: dict[str, Any] = {
         "authorities": [
             {
                 "name": str,
-                "key": {"path": "path"},
+                "key": {"path": "path", "useSignedTimestamps": bool},
                 "keyless": {
                     "issuer": str,
                     "issuerRegExp": str,
@@ -393,8 +393,9 @@ def _build_trust(doc: dict[str, Any], ctx: _Ctx) -> TrustConfig:
                 detail = getattr(exc, "detail", str(exc))
                 raise ctx.error(f"{path}.key.path", f"{ctx.resolve(kpath)}: {detail}") from exc
             kid = keymod.key_id(pub)
-            authorities.append(KeyAuthority(name=name, public_key=pub, key_id=kid, path=str(ctx.resolve(kpath))))
-            fp["authorities"].append({"name": name, "keyId": kid})
+            stamps = bool((a["key"] or {}).get("useSignedTimestamps", False))
+            authorities.append(KeyAuthority(name=name, public_key=pub, key_id=kid, path=str(ctx.resolve(kpath)), use_signed_timestamps=stamps))
+            fp["authorities"].append({"name": name, "keyId": kid, **({"useSignedTimestamps": True} if stamps else {})})
         else:
             kl = a["keyless"] or {}
             for exact, rx in (("issuer", "issuerRegExp"), ("subject", "subjectRegExp")):

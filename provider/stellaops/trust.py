@@ -20,6 +20,9 @@ class KeyAuthority:
     public_key: Any  # a cryptography public key object
     key_id: str  # "sha256:<hex of SPKI DER>"
     path: str = ""
+    # cosign --use-signed-timestamps with --key: this signer needs at least one verified RFC 3161
+    # timestamp over its signature (or the exact envelope bytes)
+    use_signed_timestamps: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@
   was given), validated by the same code as the configuration file.
 - :func:`apply_trust_flags` merges that fragment into every keyless authority of a
   :class:`TrustConfig` (the one built from ``--certificate-identity``/``--certificate-oidc-issuer``,
-  or the configured ones), and refuses a fragment that no keyless authority would use.
+  or the configured ones) — ``--use-signed-timestamps`` into key authorities too, as cosign
+  applies it with ``--key`` — and refuses pins that no keyless authority would use.
 
 The options are exposed under their own parameter names (``gh_*``), so a command takes them
 as ``**gh_flags`` and passes them on unchanged::
@@ -27,7 +28,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, RequestError
-from ..trust import KeylessAuthority, TrustConfig
+from ..trust import KeyAuthority, KeylessAuthority, TrustConfig
 
 # click parameter name -> (flag, stellaops.yaml authorities[].keyless key, help)
 _PINS: tuple[tuple[str, str, str, str], ...] = (
@@ -112,12 +113,15 @@ def apply_trust_flags(trust: TrustConfig, fragment: dict[str, Any]) -> TrustConf
     except ConfigError as exc:
         key = exc.detail.split(":", 1)[0]
         raise RequestError(f"{_flag_of(key)}: {exc.detail.split(':', 1)[-1].strip()}", hint=exc.hint) from exc
-    if not trust.keyless_authorities:
-        flags = ", ".join(_flag_of(k) for k in keyless)
+    keyless_only = [k for k in keyless if k not in ("insecureIgnoreSct", "useSignedTimestamps")]
+    if not trust.keyless_authorities and keyless_only:
+        flags = ", ".join(_flag_of(k) for k in keyless_only)
         raise RequestError(
             f"{flags} check keyless certificates, but no keyless authority is given",
             hint="add --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or configure a keyless authority",
         )
+    # with --key, as cosign: --use-signed-timestamps requires a verified timestamp over the key's
+    # signature; --insecure-ignore-sct has nothing to relax (a key signature has no SCT)
 
     def merged(a: KeylessAuthority) -> KeylessAuthority:
         pins = dict(a.extensions)
@@ -135,6 +139,9 @@ def apply_trust_flags(trust: TrustConfig, fragment: dict[str, Any]) -> TrustConf
             use_signed_timestamps=a.use_signed_timestamps or options["use_signed_timestamps"],
         )
 
-    authorities = tuple(merged(a) if isinstance(a, KeylessAuthority) else a for a in trust.authorities)
+    def keyed(a: KeyAuthority) -> KeyAuthority:
+        return replace(a, use_signed_timestamps=a.use_signed_timestamps or options["use_signed_timestamps"])
+
+    authorities = tuple(merged(a) if isinstance(a, KeylessAuthority) else keyed(a) for a in trust.authorities)
     # the flags change who is trusted: cached verdicts (CLI: none) must not be shared across them
     return replace(trust, authorities=authorities, fingerprint=f"{trust.fingerprint}+flags:{sorted(keyless.items())}")

@@ -212,6 +212,8 @@ class _KeySigner:
 
     signer: Signer
     ders: list[bytes]
+    sigs: list[bytes] = field(default_factory=list)  # the envelope signatures this key made
+    use_signed_timestamps: bool = False
 
 
 @dataclass
@@ -534,7 +536,7 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
 
                 ders.append(keyless.cert_der(m.certificate))  # cosign --key with a certificate logs the certificate
             signer = Signer(kind="key", authority=authority.name, key_id=authority.key_id)
-            result.key_signed.append(_KeySigner(signer, ders))
+            result.key_signed.append(_KeySigner(signer, ders, good, authority.use_signed_timestamps))
     if m.certificate is not None:
         _check_keyless(m, trust, result)
     if not result.signers:
@@ -554,7 +556,30 @@ def _check_signatures(m: _Material, trust: TrustConfig) -> _Signers:
         # TIMESTAMP_INVALID propagates: a timestamp that is there and checkable must verify
         result.timestamps = _verify_timestamps(m, trust, verified_sigs)
         result.timestamp = result.timestamps[0] if result.timestamps else None
+    _require_key_stamps(m, result)
     return result
+
+
+def _require_key_stamps(m: _Material, result: _Signers) -> None:
+    """Key authorities with ``useSignedTimestamps`` (cosign ``--key … --use-signed-timestamps``)
+    need a verified timestamp over their own signature (or the exact envelope bytes); a signer
+    without one is dropped, and none left → TIMESTAMP_INVALID."""
+    from .timestamp import TimestampInvalid
+
+    demanding = [k for k in result.key_signed if k.use_signed_timestamps]
+    if not demanding:
+        return
+    missing = [k for k in demanding if not any(t.covers == "envelope" or t.message in k.sigs for t in result.timestamps)]
+    if not missing:
+        return
+    result.key_signed = [k for k in result.key_signed if k not in missing]
+    if not result.signers:
+        why = "no timestamp authority is configured, so its timestamps were not verified" if (m.bundle_timestamps or m.timestamp_annotation) else "the attestation carries none"
+        raise TimestampInvalid(
+            f"key authority {', '.join(k.signer.authority for k in missing)} needs a verified RFC 3161 timestamp over its "
+            f"signature (useSignedTimestamps), and {why}",
+            hint="configure the TSA (--timestamp-certificate-chain, tsaCertChain or timestampAuthorities in the trusted root)",
+        )
 
 
 def _keyless_needs_log(m: _Material, trust: TrustConfig, signers: _Signers) -> bool:

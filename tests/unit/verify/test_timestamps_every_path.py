@@ -123,3 +123,50 @@ def test_only_the_first_timestamp_inside_the_validity_is_not_enough(test_sigstor
     assert verify_candidate(_bundle(att, early), IMAGE_DIGEST, trust).verified
     res = verify_candidate(_bundle(att, early, late), IMAGE_DIGEST, trust)
     assert not res.verified and res.errors[0].reason == "TIMESTAMP_INVALID", res.errors
+
+
+# --------------------------------------------------------------------------- key signers: cosign --key --use-signed-timestamps
+
+
+def _key_trust(signer: Any, tsa: TsaServer | None, *, stamps: bool = True) -> TrustConfig:
+    from tests.fixtures.keys import key_authority, trust_for
+
+    auth = replace(key_authority(signer), use_signed_timestamps=stamps)
+    return trust_for(auth, sigstore=SigstoreRoots(tsa_chain_pem=tsa.chain_pem, offline=True) if tsa else None)
+
+
+def test_key_signer_with_use_signed_timestamps_needs_a_verified_timestamp(tsa: TsaServer) -> None:
+    from tests.fixtures.keys import envelope_bytes, make_private_key
+    from tests.unit.verify.test_timestamp import _key_bundle, first_sig
+
+    signer = make_private_key("p256")
+    env = envelope_bytes(statement(), [signer])
+    res = verify_candidate(_key_bundle(env, tsa.timestamp(first_sig(env))), IMAGE_DIGEST, _key_trust(signer, tsa))
+    assert res.verified and len(res.timestamps) == 1, res.errors
+    res = verify_candidate(_key_bundle(env), IMAGE_DIGEST, _key_trust(signer, tsa))
+    assert res.errors[0].reason == "TIMESTAMP_INVALID" and "carries none" in res.errors[0].message
+    res = verify_candidate(_key_bundle(env, tsa.timestamp(first_sig(env))), IMAGE_DIGEST, _key_trust(signer, None))
+    assert res.errors[0].reason == "TIMESTAMP_INVALID" and "no timestamp authority" in res.errors[0].message
+    # without the option the same untimestamped bundle verifies (timestamps are optional)
+    assert verify_candidate(_key_bundle(env), IMAGE_DIGEST, _key_trust(signer, tsa, stamps=False)).verified
+
+
+def test_cli_use_signed_timestamps_applies_to_key_authorities_and_config_key(tsa: TsaServer, tmp_path: Any) -> None:
+    from stellaops.cli.trust_flags import apply_trust_flags, trust_flag_fragment
+    from stellaops.config import parse_config
+    from stellaops.verify import keys
+
+    from tests.fixtures.keys import envelope_bytes, make_private_key
+    from tests.unit.verify.test_timestamp import _key_bundle
+
+    signer = make_private_key("p256")
+    env = envelope_bytes(statement(), [signer])
+    trust = apply_trust_flags(_key_trust(signer, tsa, stamps=False), trust_flag_fragment(gh_use_signed_timestamps=True, gh_insecure_ignore_sct=True))
+    assert trust.key_authorities[0].use_signed_timestamps
+    assert verify_candidate(_key_bundle(env), IMAGE_DIGEST, trust).errors[0].reason == "TIMESTAMP_INVALID"
+    (tmp_path / "k.pub").write_bytes(keys.public_key_pem(signer.public_key()))
+    cfg = parse_config(f"attestation:\n  requireTlog: false\n  authorities: [{{name: k, key: {{path: {tmp_path / 'k.pub'}, useSignedTimestamps: true}}}}]\n", env={})
+    assert cfg.trust.key_authorities[0].use_signed_timestamps
+    assert verify_candidate(_key_bundle(env), IMAGE_DIGEST, cfg.trust).errors[0].reason == "TIMESTAMP_INVALID"
+    plain = parse_config(f"attestation:\n  requireTlog: false\n  authorities: [{{name: k, key: {{path: {tmp_path / 'k.pub'}}}}}]\n", env={})
+    assert plain.trust.fingerprint != cfg.trust.fingerprint
