@@ -187,22 +187,30 @@ _platforms_well_formed(verdict) if {
 # index's verdict it gives the index's own attestations only, never a platform's (use views).
 attestations_in(verdict, predicate_type) := [verdict.attestations[r[2]] |
 	want := resolve_predicate_type(predicate_type)
-	own := _digest(verdict)
 	ranked := sort([[_unverified_rank(a), 0 - _signed_time_ns(a), i] |
 		some i, a in verdict.attestations
 		is_object(a)
 		a.predicateType == want
-		_digest(a) == own
+		_about(a, verdict, _digest(verdict))
 	])
 	some r in ranked
 ]
 
-# _digest(x): the digest of a verdict, a view or an attestation ("" when absent or not a string:
-# then it equals only another absent one, so nothing is ever counted for a digest it does not name).
+# _digest(x): the digest of a verdict, a view or an attestation ("" when absent or not a string).
 _digest(x) := x.digest if {
 	is_object(x)
 	is_string(x.digest)
 } else := ""
+
+# _about(attestation, verdict, digest): the attestation is about digest: it names it. One that
+# names no digest (a verdict from an older or hand-made producer) counts only on a verdict with
+# no platforms, where it can be about nothing else; on an index it counts for no digest at all.
+_about(attestation, _, digest) if _digest(attestation) == digest
+
+_about(attestation, verdict, _) if {
+	_digest(attestation) == ""
+	count(platforms(verdict)) == 0
+}
 
 # ---------------------------------------------------------------------------------------------
 # Views: one digest at a time (multi-arch indexes)
@@ -267,7 +275,7 @@ _view(verdict, digest, role, platform) := object.union(
 		"attestations": [a |
 			some a in verdict.attestations
 			is_object(a)
-			_digest(a) == digest
+			_about(a, verdict, digest)
 		],
 		"view": {"role": role, "index": _index_of(verdict, role), "platform": platform},
 	},

@@ -549,12 +549,21 @@ test_fail_attestations_in_never_returns_another_digests_attestation if {
 	[a.n | some a in stellaops.attestations_in(single, "t")] == [1]
 }
 
-test_fail_attestation_without_a_digest_counts_for_no_digest if {
-	verdict := {"digest": "sha256:app", "attestations": [_att({})]}
+test_fail_attestation_without_a_digest_counts_for_no_digest_of_an_index if {
+	verdict := _index_verdict([_att({}), _att({"digest": ""})])
 	count(stellaops.attestations_in(verdict, "t")) == 0
 	every view in stellaops.views(verdict) {
 		count(view.attestations) == 0
 	}
+}
+
+test_success_attestation_without_a_digest_counts_for_a_plain_image if {
+	# a plain image has one digest, so an attestation naming none can only be about it
+	verdict := {"digest": "sha256:app", "platforms": [], "attestations": [_att({})]}
+	count(stellaops.attestations_in(verdict, "t")) == 1
+	count(stellaops.own_view(verdict).attestations) == 1
+	not_other := {"digest": "sha256:app", "attestations": [_att({"digest": "sha256:other"})]}
+	count(stellaops.attestations_in(not_other, "t")) == 0
 }
 
 test_success_get_attestation_of_an_index_is_its_own if {
