@@ -57,6 +57,9 @@ DEPLOY = ROOT / "deploy"
 POLICIES = sorted(p.parent.name for p in (DEPLOY / "gatekeeper").glob("*/template.yaml"))
 SCAN = "stellaops.io/predicates/scan-result@v1"
 SBOM = "stellaops.io/predicates/sbom@v1"
+SLSA1 = "https://slsa.dev/provenance/v1"  # a type `cosign attest --type` accepts (an absolute URI)
+# The parameters the key-signed-offline images are checked with (require-scan-and-sbom sample):
+OFFLINE = {"requireTlog": False, "predicateTypes": [SLSA1]}
 COSIGN_PASSWORD = "kube-e2e"
 STABLE_HOST = "registry.example.com"
 
@@ -183,7 +186,10 @@ class Created:
 
     @property
     def error(self) -> str:
-        """kubectl's error line(s) (``Error from server …``), without the -v=6 request log."""
+        """kubectl's error (from ``Error from server …`` on), without the -v=6 request log."""
+        at = self.stderr.find("Error from server")
+        if at >= 0:
+            return self.stderr[at:]
         return "\n".join(line for line in self.stderr.splitlines() if not re.match(r"^[IWE]\d{4} ", line))
 
 
@@ -307,11 +313,14 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None 
 
 
 def _seed_samples(registry: str, work: Path, test_sigstore: Any) -> dict[str, str]:
-    """The images of tests/gatekeeper/test_samples.py's SCENARIOS under ``<registry>/kube/samples/app``,
-    made the same way (release/vendor/rogue keys logged in the test Rekor, ci keyless)."""
-    from tests.fixtures.images import push_test_image
+    """The images of tests/gatekeeper/test_samples.py (its SCENARIOS and multi-arch INDEXES) under
+    ``<registry>/kube/samples/app``, made the same way (release/vendor/rogue keys logged in the test
+    Rekor, ci keyless). The making is repeated here because that module keeps it inside its fixture;
+    the scenarios themselves are imported, so both suites decide on the same attestations."""
+    from stellaops.registry import OCI_INDEX, OCI_MANIFEST
+    from tests.fixtures.images import _push_single, loopback_client, push_test_image
     from tests.fixtures.sigstore import dsse_entry_body
-    from tests.gatekeeper.test_samples import CI_IDENTITY, GITHUB_ISSUER, SCENARIOS, _sign_p256, _statement
+    from tests.gatekeeper import test_samples as ts
 
     keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("release", "vendor", "rogue")}
     for name in ("release", "vendor"):
@@ -319,19 +328,18 @@ def _seed_samples(registry: str, work: Path, test_sigstore: Any) -> dict[str, st
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     digests: dict[str, str] = {}
     name = f"{registry}/kube/samples/app"
-    for tag, atts in SCENARIOS.items():
-        digest = push_test_image(registry, "kube/samples/app", tag)
-        digests[tag] = digest
+
+    def attest(tag: str, digest: str, atts: list[Any]) -> None:
         for i, att in enumerate(atts):
-            payload = _statement(name, digest, att)
+            payload = ts._statement(name, digest, att)
             logged = int(time.time() - att.logged_days_ago * 86400)
             if att.signer == "ci":
-                leaf = test_sigstore.issue(identity=CI_IDENTITY, issuer=GITHUB_ISSUER,
+                leaf = test_sigstore.issue(identity=ts.CI_IDENTITY, issuer=ts.GITHUB_ISSUER,
                                            not_before=dt.datetime.fromtimestamp(logged - 60, dt.timezone.utc))
                 bundle = test_sigstore.attest(payload, leaf=leaf, integrated_time=logged).bundle_json()
             else:
                 key = keys[att.signer]
-                env, sig = _sign_p256(key, payload)
+                env, sig = ts._sign_p256(key, payload)
                 pub = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                     serialization.PublicFormat.SubjectPublicKeyInfo).decode()
                 entry = test_sigstore.rekor.add(dsse_entry_body(env, payload, [sig], pub), logged)
@@ -347,6 +355,22 @@ def _seed_samples(registry: str, work: Path, test_sigstore: Any) -> dict[str, st
             else:
                 _run([STELLA, "attest", "attach", "--image", f"{name}@{digest}", "--attestation", str(path),
                       "--format", "bundle"])
+
+    for tag, atts in ts.SCENARIOS.items():
+        digests[tag] = push_test_image(registry, "kube/samples/app", tag)
+        attest(tag, digests[tag], atts)
+    with loopback_client() as client:
+        for tag, members in getattr(ts, "INDEXES", {}).items():
+            entries = []
+            for j, (platform, atts) in enumerate(members):
+                os_, _, arch = platform.partition("/")
+                digest, size = _push_single(client, registry, "kube/samples/app", os_, arch)
+                attest(f"{tag}-{j}", digest, atts)
+                entries.append({"mediaType": OCI_MANIFEST, "size": size, "digest": digest,
+                                "platform": {"os": os_, "architecture": arch}})
+            raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+                             separators=(",", ":")).encode()
+            digests[tag] = client.put_manifest(registry, "kube/samples/app", tag, raw, OCI_INDEX)
     return digests
 
 
@@ -371,12 +395,6 @@ def _stella_attest(key: Path, ref: str, predicate: dict[str, Any], ptype: str, w
     _run([STELLA, "attest", "attach", "--image", ref, "--attestation", str(out)], env=env)
 
 
-def clean_scan() -> dict[str, Any]:
-    from tests.gatekeeper.test_samples import scan
-
-    return scan(1, [])
-
-
 def _seed_formats(registry: str, proxy: str, work: Path) -> tuple[dict[str, str], dict[str, str], Path, Path]:
     """Images attested by cosign (bundle, .att) and stella with keys, offline (requireTlog: false),
     multi-arch indexes, and images reached through the fault proxy."""
@@ -393,10 +411,11 @@ def _seed_formats(registry: str, proxy: str, work: Path) -> tuple[dict[str, str]
         images[name] = f"{registry}/kube/{name}:v1"
         return f"{registry}/kube/{name}@{digests[name]}"
 
-    both = (SCAN, SBOM)
-    from tests.gatekeeper.test_samples import sbom
+    from tests.gatekeeper.test_samples import slsa1
 
-    preds = {SCAN: clean_scan(), SBOM: sbom()}
+    both = (SLSA1,)
+    preds = {SLSA1: slsa1("https://github.com/actions/runner/github-hosted",
+                          "git+https://github.com/stellaops/app@refs/heads/main")}
     for name, how in (("cosign-bundle", "bundle"), ("cosign-att", "att"), ("stella", "stella")):
         ref = push(name)
         for t in both:

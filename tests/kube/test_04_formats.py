@@ -9,13 +9,13 @@ import json
 import pytest
 
 from tests.fixtures.images import loopback_client
-from tests.kube.conftest import SCAN, Installed, pod
+from tests.kube.conftest import OFFLINE, SLSA1, Installed, pod
 
 
 @pytest.fixture(scope="module")
 def offline_ns(installed: Installed) -> str:
     ns = installed.namespace("formats")
-    installed.sample_constraint("requireattestations", ns, parameters={"requireTlog": False})
+    installed.sample_constraint("requireattestations", ns, parameters=OFFLINE)
     return ns
 
 
@@ -33,7 +33,7 @@ def test_attested_image_admitted(installed: Installed, offline_ns: str, name: st
 
 def test_unattested_image_denied_under_the_same_constraint(installed: Installed, offline_ns: str) -> None:
     unsigned = installed.images["sample:unsigned"]
-    installed.expect_denied(pod("unsigned", unsigned), offline_ns, f"image <{unsigned}>", f"<{SCAN}>")
+    installed.expect_denied(pod("unsigned", unsigned), offline_ns, f"image <{unsigned}>", f"<{SLSA1}>")
 
 
 def test_index_attested_on_the_index_digest_admitted(installed: Installed, offline_ns: str) -> None:

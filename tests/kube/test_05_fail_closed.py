@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.kube import CA
-from tests.kube.conftest import POLICIES, Installed, pod
+from tests.kube.conftest import OFFLINE, POLICIES, Installed, pod
 
 WEBHOOK_FAILED = "failed calling webhook"
 
@@ -19,7 +19,7 @@ WEBHOOK_FAILED = "failed calling webhook"
 @pytest.fixture()
 def ns(installed: Installed) -> str:
     ns = installed.namespace("failclosed")
-    installed.sample_constraint("requireattestations", ns, parameters={"requireTlog": False})
+    installed.sample_constraint("requireattestations", ns, parameters=OFFLINE)
     return ns
 
 

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.kube import gatekeeper_values
-from tests.kube.conftest import Installed, pod
+from tests.kube.conftest import OFFLINE, Installed, pod
 
 
 @pytest.fixture()
 def ns(installed: Installed) -> str:
     ns = installed.namespace("cache")
-    installed.sample_constraint("requireattestations", ns, parameters={"requireTlog": False})
+    installed.sample_constraint("requireattestations", ns, parameters=OFFLINE)
     return ns
 
 

@@ -12,7 +12,7 @@ import uuid
 
 import yaml
 
-from tests.kube.conftest import DEPLOY, Installed, _run, pod
+from tests.kube.conftest import OFFLINE, DEPLOY, Installed, _run, pod
 
 
 def _renewed_tls(w: Installed) -> dict[str, bytes]:
@@ -30,7 +30,7 @@ def _renewed_tls(w: Installed) -> dict[str, bytes]:
 def test_rotation_while_gatekeeper_calls(installed: Installed) -> None:
     w = installed
     ns = w.namespace("rotation")
-    w.sample_constraint("requireattestations", ns, parameters={"requireTlog": False})
+    w.sample_constraint("requireattestations", ns, parameters=OFFLINE)
     before = w.provider.serving_serial()
     results: list[tuple[str, int, str]] = []
     stop = threading.Event()

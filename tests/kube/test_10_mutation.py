@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.fixtures.images import loopback_client, push_test_image
-from tests.kube.conftest import DEPLOY, Installed, pod
+from tests.kube.conftest import OFFLINE, DEPLOY, Installed, pod
 
 MUTATORS = ("stellaops-pin-containers", "stellaops-pin-init-containers", "stellaops-pin-ephemeral-containers")
 
@@ -73,7 +73,7 @@ def mutation(installed: Installed) -> Iterator[None]:
 def test_stored_pod_holds_the_verified_digest(installed: Installed, mutation: None) -> None:
     w = installed
     ns = w.namespace("pin")
-    w.sample_constraint("requireattestations", ns, parameters={"requireTlog": False})
+    w.sample_constraint("requireattestations", ns, parameters=OFFLINE)
     tag = f"pin-{uuid.uuid4().hex[:8]}"
     ref = w.push_tag("cosign-bundle", tag)
     pinned = f"{ref.rsplit(':', 1)[0]}@{w.digests['cosign-bundle']}"
