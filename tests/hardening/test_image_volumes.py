@@ -1,4 +1,5 @@
-"""T-F33 (id proposed to the lead): an unattested image mounted as a Kubernetes ImageVolume
+"""Threat "image volumes unchecked" (issue 16 item 3; row and id proposed to the lead): an
+unattested image mounted as a Kubernetes ImageVolume
 (``spec.volumes[].image.reference``) beside an attested container was admitted by every shipped
 policy: the library read containers, initContainers and ephemeralContainers only (issue 16
 item 3). Every image-bearing field of every pod spec the library reads is now checked

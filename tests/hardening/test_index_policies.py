@@ -1,5 +1,5 @@
-"""T-F32 (id proposed to the lead): an index must not borrow another platform's attestations
-(issue 16 item 1).
+"""Threat "an index borrows another platform's attestations" (issue 16 item 1; its row and id
+are proposed to the lead, who assigns the number): an index must not borrow them.
 
 Two images, each genuinely attested and verified by the real provider:
 
