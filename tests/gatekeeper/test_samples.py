@@ -339,24 +339,24 @@ DENIALS: dict[str, list[list[str]]] = {
     "allowedsigners/release-key-and-ci/example-disallowed-index": [
         ["image <{r}/samples/app:index-borrow>", "index <sha256:", "itself: no attestation of type <https://slsa.dev/provenance/v1>"],
         ["image <{r}/samples/app:index-borrow>", "index <sha256:", "itself: no attestation of type <stellaops.io/predicates/scan-result@v1>"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:",
          "<https://slsa.dev/provenance/v1> are signed by authority <vendor-key>"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:",
          "<stellaops.io/predicates/scan-result@v1> are signed by authority <vendor-key>"]],
     "scanthresholds/no-critical-fresh-scan/example-disallowed-index": [
         ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "finds critical 1 (max 0)"]],
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:", "finds critical 1 (max 0)"]],
     "slsaprovenance/github-built-from-main/example-disallowed-index": [
         ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:",
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:",
          "source <git+https://github.com/stellaops/app@refs/heads/feature-x>"]],
     "vexscanthresholds/no-critical-unless-vex/example-disallowed-index": [
         ["image <{r}/samples/app:index-vex-borrow>", "itself: no attestation of type"],
-        ["image <{r}/samples/app:index-vex-borrow>", "platform <sha256:", "finds critical 1 (max 0)"]],
+        ["image <{r}/samples/app:index-vex-borrow>", "(linux/amd64) of index <sha256:", "finds critical 1 (max 0)"]],
     "requiresbom/require-cyclonedx-sbom/example-disallowed-index": [
         ["image <{r}/samples/app:index-borrow>", "itself: no attestation of type"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "format <spdx-json>"],
-        ["image <{r}/samples/app:index-borrow>", "platform <sha256:", "lists 0 components"]],
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:", "format <spdx-json>"],
+        ["image <{r}/samples/app:index-borrow>", "(linux/amd64) of index <sha256:", "lists 0 components"]],
 }
 
 

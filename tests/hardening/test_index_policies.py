@@ -207,8 +207,8 @@ def test_an_index_cannot_borrow_another_platforms_attestations(world: IndexWorld
     assert msgs, f"{policy} admitted the index [{flawed}, A] on A's attestations"
     prefix = f"container <app> image <{world.images[tag]}>: "
     assert all(m.startswith(prefix) for m in msgs), msgs
-    # "platform <B> (linux/amd64) of index <I>: …" (the platform name when the verdict has platformDetails)
-    named = [m for m in msgs if f"platform <{world.digests[flawed]}>" in m and f"of index <{world.digests[tag]}>: " in m]
+    # "platform <B> (linux/amd64) of index <I>: …" (the platform name from the verdict's platformDetails)
+    named = [m for m in msgs if f"platform <{world.digests[flawed]}> (linux/amd64) of index <{world.digests[tag]}>: " in m]
     assert named and any(WHY[policy] in m for m in named), msgs
     assert not any(world.digests["A"] in m for m in msgs), f"A passes on its own and must not be blamed: {msgs}"
 
