@@ -145,3 +145,33 @@ def test_an_import_that_prunes_says_how_many_rows(tmp_path) -> None:  # type: ig
         assert len(store.list_for_tenant("acme", D1)) == 2
     finally:
         store.close()
+
+
+def test_the_import_api_applies_the_configured_cap_and_reports_what_it_pruned(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flask import Flask
+
+    from stellaops import importapi
+    from stellaops.config import Config, ImportApiConfig, ImportToken, LimitsConfig, StoreConfig
+    from tests.unit.test_import_parse import IMAGE_DIGEST, envelope, statement
+
+    app = Flask("t")
+    app.config["STELLAOPS_CONFIG"] = Config(
+        store=StoreConfig(dsn=f"sqlite:///{tmp_path}/store.db"),
+        import_api=ImportApiConfig(tokens=(ImportToken("acme", b"acme-token-0123456789abcdef"),)),
+        limits=LimitsConfig(store_rows_per_tenant_digest=2),
+    )
+    app.register_blueprint(importapi.bp)
+    client = app.test_client()
+    try:
+        results = []
+        for n in range(3):
+            body = envelope(statement(predicate={"n": n}))
+            resp = client.post(importapi.IMPORT_PATH, data=body, content_type="application/json",
+                               headers={"Authorization": "Bearer acme-token-0123456789abcdef"})
+            assert resp.status_code == 200, resp.get_json()
+            results.append(resp.get_json()["results"][0])
+        assert [r["status"] for r in results] == ["imported"] * 3
+        assert [r.get("pruned", 0) for r in results] == [0, 0, 1]
+        assert [x.id for x in importapi.get_store(app).list_for_tenant("acme", IMAGE_DIGEST)] == [r["id"] for r in results[1:]]
+    finally:
+        importapi.get_store(app).close()
