@@ -120,7 +120,8 @@ def verify_image(
         candidates.append(c)
     candidates = within_count_limit(candidates, digest, errors, limits.attestations_per_image)
     results = verify_candidates(
-        candidates, digest, trust, verify=verify, check_deadline=check, on_start=on_start, on_result=on_result
+        candidates, digest, trust, verify=verify, check_deadline=check, on_start=on_start, on_result=on_result,
+        deadline=deadline, key=key,
     )
     if not results and not errors:
         errors.append(
@@ -198,6 +199,8 @@ def verify_candidates(
     check_deadline: Callable[[], None] = lambda: None,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[Candidate, AttestationResult], None] | None = None,
+    deadline: float | None = None,
+    key: str = "",
 ) -> list[AttestationResult]:
     """Each candidate verified on its own, each envelope once.
 
@@ -207,7 +210,11 @@ def verify_candidates(
     verify is still verified (another container may carry the certificate or log entry it
     lacked); results are then kept once per envelope digest, a verified copy winning.
 
-    ``check_deadline`` runs before each candidate (raises: the key stops, transient). A
+    ``check_deadline`` runs before each candidate (raises: the key stops, transient). With a
+    ``deadline``, a key whose remaining candidates cannot be verified in time at the rate
+    measured so far stops at once (:func:`_projected_past_deadline`): it would end transient
+    anyway, and stopping it early leaves the CPU to the request's other keys (one image's junk
+    must not delay another image past the deadline; verification holds the GIL). A
     transient failure of one candidate (its Rekor lookup, the TUF mirror) propagates: the key
     goes to ``systemError`` (``engine`` module docstring)."""
     by_envelope: dict[tuple[str, str], AttestationResult] = {}
@@ -217,7 +224,10 @@ def verify_candidates(
     if on_start is not None:
         on_start(len(order))
     verified_sizes: dict[str, int] = {}  # per digest: the largest candidate that verified
+    left = sum(len(c.data) for c in order)  # bytes still to verify
+    spent_bytes, spent_seconds = 0, 0.0
     for c in order:
+        left -= len(c.data)
         target = c.attached_to or digest
         done = None
         if c.kind == KIND_DSSE and target in verified_sizes:
@@ -232,7 +242,11 @@ def verify_candidates(
                 on_result(c, done)
             continue
         check_deadline()
+        _projected_past_deadline(deadline, key, left + len(c.data), spent_bytes, spent_seconds)
+        started = time.monotonic()
         res = verify(c, target, trust)
+        spent_seconds += time.monotonic() - started
+        spent_bytes += len(c.data)
         if not res.digest:
             res = replace(res, digest=target)
         if on_result is not None:
@@ -249,6 +263,27 @@ def verify_candidates(
         if prev is None or (res.verified and not prev.verified):
             by_envelope[slot] = res
     return sorted([*by_envelope.values(), *unnamed], key=_sort_key)
+
+
+# the projection needs a sample worth measuring: at least this many bytes verified already
+_PROJECTION_SAMPLE_BYTES = 1024 * 1024
+
+
+def _projected_past_deadline(deadline: float | None, key: str, left: int, spent_bytes: int, spent_seconds: float) -> None:
+    """Raise DEADLINE_EXCEEDED now when the ``left`` bytes of candidates still to verify would
+    take past ``deadline`` at the rate measured on this key so far (only once at least 1 MiB
+    was verified, so small attestations are never judged on a noisy sample)."""
+    if deadline is None or spent_bytes < _PROJECTION_SAMPLE_BYTES or spent_seconds <= 0:
+        return
+    remaining = deadline - time.monotonic()
+    projected = left * spent_seconds / spent_bytes
+    if projected > remaining:
+        raise DeadlineExceeded(
+            f"{key}: {left} bytes of attestations are left to verify, about {projected:.2f}s at this key's rate, "
+            f"and {max(remaining, 0):.2f}s remain before the request deadline; stopped",
+            hint="retry; if it keeps happening, prune the image's attestations (imported junk counts), "
+            "lower limits.attestationBytesPerImage or raise server.deadlineSeconds (below the Provider's spec.timeout)",
+        )
 
 
 def _canonical_envelope_digest(data: bytes) -> str:
