@@ -663,3 +663,31 @@ test_fail_platforms_not_a_list_of_digests_is_malformed if {
 	null_list := {"responses": [[stub.index_borrow, object.union(stub.items[stub.index_borrow].value, {"platforms": null})]], "errors": [], "system_error": "", "status_code": 200}
 	object.keys(stellaops.provider_errors([stub.index_borrow])) == {stub.index_borrow} with data.lib.stellaops.transport.verdicts as null_list
 }
+
+test_fail_nested_index_attestations_count_for_nothing if {
+	# A nested index sha256:mid lists the leaves; only the top index's own attestations, or each
+	# leaf's own, can satisfy a constraint.
+	verdict := {
+		"digest": "sha256:top",
+		"platforms": ["sha256:leaf1", "sha256:leaf2"],
+		"platformDetails": [
+			{"digest": "sha256:leaf1", "platform": "linux/amd64", "index": "sha256:mid"},
+			{"digest": "sha256:leaf2", "platform": "linux/arm64", "index": "sha256:mid"},
+		],
+		"attestations": [_att({"digest": "sha256:mid"}), _att({"digest": "sha256:leaf2"})],
+	}
+	every view in stellaops.views(verdict) {
+		every a in view.attestations {
+			a.digest != "sha256:mid"
+		}
+	}
+	problems := {v.digest: _t_problems(v) | some v in stellaops.views(verdict)}
+	stellaops.denials(verdict, problems) == {
+		"index <sha256:top> itself: no t",
+		"platform <sha256:leaf1> (linux/amd64) of index <sha256:top>: no t",
+	}
+}
+
+_t_problems(view) := {"no t"} if {
+	count(stellaops.accepted_attestations(view, "t", {})) == 0
+} else := set()
