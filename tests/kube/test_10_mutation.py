@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import urllib.request
 import uuid
@@ -54,7 +55,7 @@ def mutation(installed: Installed) -> Iterator[None]:
     ca = base64.b64encode((w.site / "certs" / "ca.crt").read_bytes()).decode()
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(DEPLOY / "kubernetes" / "mutation")],
+        "resources": [os.path.relpath(DEPLOY / "kubernetes" / "mutation", overlay)],
         "patches": [{"target": {"group": "externaldata.gatekeeper.sh", "kind": "Provider", "name": "stellaops-mutate"},
                      "patch": yaml.safe_dump([
                          {"op": "replace", "path": "/spec/url", "value": w.provider.url.replace("/verify", "/mutate")},
