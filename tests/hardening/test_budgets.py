@@ -1,15 +1,16 @@
-"""Byte budgets, the deadline during verification, and parsing each envelope once (issue 16 item 8).
+"""Byte budgets, the deadline during verification, and parsing each envelope once (issue 16 item 8;
+the threat rows and ids are proposed to the lead, who assigns the numbers).
 
-- T-L17: the per-image byte budget (``limits.attestationBytesPerImage``) covers store candidates:
+- per-image budget over store candidates: the per-image byte budget (``limits.attestationBytesPerImage``) covers store candidates:
   30 junk imports of ~3.9 MB for a digest are read only up to it (the store checks each row's
   size before loading it), the genuine attestation still verifies, and neither that image nor an
   unrelated image in the same request ends in ``DEADLINE_EXCEEDED``.
-- T-L18: a per-request budget (``limits.attestationBytesPerRequest``) bounds the sum over every key
+- per-request budget: a per-request budget (``limits.attestationBytesPerRequest``) bounds the sum over every key
   of one request: ten images whose junk ``.att`` layers each fit the per-image budget fetch at
   most the request budget in total; the keys it stops are transient (never cached as verdicts).
-- T-L19: verification checks the request deadline between candidates: a key past its deadline
+- deadline during verification: verification checks the request deadline between candidates: a key past its deadline
   stops and is transient ``DEADLINE_EXCEEDED``.
-- T-L20: the same envelope found as a bundle referrer, an ``.att`` layer and an import is verified
+- parse once: the same envelope found as a bundle referrer, an ``.att`` layer and an import is verified
   once.
 
 Real loopback registry (ocireg), real SQLite store, the real verifier (counted, not replaced).

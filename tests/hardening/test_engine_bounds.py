@@ -1,4 +1,5 @@
-"""T-L21 (issue 16 item 6, engine side): every freshly computed verdict goes through
+"""Threat "unsigned bytes amplified into verdicts" (issue 16 item 6, engine side; row and id
+proposed to the lead): every freshly computed verdict goes through
 ``bounds.bound_verdict`` before it is cached or answered, so unsigned registry annotations on
 an attestation layer cannot amplify a small request into a huge cached answer."""
 

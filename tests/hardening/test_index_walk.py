@@ -1,4 +1,5 @@
-"""T-F31: index entries that discovery used to skip. An unattested linux/amd64 image E next to
+"""Threat "index entries that discovery skips" (issue 16 item 2; its row and id are proposed to
+the lead, who assigns the number): index entries that discovery used to skip. An unattested linux/amd64 image E next to
 an attested image G must never be admitted because discovery did not look at E:
 
 (a) E annotated ``vnd.docker.reference.type: attestation-manifest`` but with a real platform,

@@ -1,4 +1,4 @@
-"""T-A3 (SSRF): every cloud's documented metadata, credential and wire-server address is refused
+"""T-S2 (cloud metadata, extended; the row's new text is proposed to the lead): every cloud's documented metadata, credential and wire-server address is refused
 before any connection, whatever ``registries.allowPrivate`` says, in every IPv6 form that stands
 for an IPv4 address (IPv4-mapped, 6to4, NAT64, IPv4-compatible).
 

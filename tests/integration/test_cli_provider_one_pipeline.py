@@ -1,4 +1,5 @@
-"""T-F32: ``stella attest verify`` and the provider run one per-image pipeline
+"""Threat "the CLI gate" (issue 16 item 4, issue 21 item 2; row and id proposed to the lead):
+``stella attest verify`` and the provider run one per-image pipeline
 (``imagecheck.verify_image``) and give the same verdict on the same image, with the same
 ``stellaops.yaml``: imported attestations (issue 21 item 2; ``--no-store`` leaves them out), every
 platform of an index, the same limits. The CLI's exit code applies the every-platform rule of

@@ -231,7 +231,7 @@ def test_second_identical_request_does_no_registry_io(attested, tmp_path_factory
 
 
 def test_index_lists_every_selectable_platform_over_the_wire(provider, attested) -> None:  # type: ignore[no-untyped-def]
-    """T-F31 through the running provider: an unattested amd64 entry annotated as an attestation
+    """Threat "index entries that discovery skips" through the running provider: an unattested amd64 entry annotated as an attestation
     manifest, and one behind a nested index, are platforms of the verdict (with platformDetails);
     only the attested platform has a verified attestation of its own."""
     import hashlib
