@@ -25,6 +25,11 @@ tools: debs ## Build the pinned Go tools, etcd, kube-apiserver, kubectl and Gate
 	@scripts/tools.sh
 	@if [ -x tests/gatekeeper/build.sh ]; then tests/gatekeeper/build.sh; fi
 
+IMAGE_NAME = localhost/stellaops/attest:e2e
+image: debs ## Build the provider image (buildah, Debian-packages base) for tests/kube, named by its source hash
+	@CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/tests/kube/containers.conf} deploy/scripts/build-image.sh --if-missing \
+	  --image $(IMAGE_NAME)-$$(deploy/scripts/build-image.sh --print-source-hash)
+
 tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop) and the Kyverno CLI (slow)
 	@scripts/tools.sh cosign2 kyverno
 
@@ -37,11 +42,11 @@ generate: venv ## Regenerate deploy/gatekeeper templates from rego/policies
 rego-test: tools ## Rego gates: opa fmt, opa check --strict, opa test --coverage
 	@scripts/rego-check.sh
 
-test: venv tools ## Everything: pytest (unit, integration, interop, Gatekeeper engine, the real API server) and the Rego gates
+test: venv tools image ## Everything: pytest (unit, integration, interop, Gatekeeper engine, the real API server) and the Rego gates
 	@scripts/rego-check.sh
 	@$(PYTEST) -q -p no:cacheprovider tests
 
-kube-test: venv tools ## Admission through the real kube-apiserver and Gatekeeper on loopback (tests/kube)
+kube-test: venv tools image ## Admission through the real kube-apiserver and Gatekeeper on loopback (tests/kube)
 	@$(PYTEST) -q -p no:cacheprovider tests/kube
 
 unit: venv ## Unit tests only (nothing started)
@@ -55,4 +60,4 @@ bench: venv tools ## Benchmarks (loopback only, bounded): results in bench/resul
 	@$(PIP) install -q --disable-pip-version-check -e '.[bench]'
 	@$(PY) bench/run.py
 
-.PHONY: help venv debs tools tools-optional demo generate rego-test test kube-test unit fuzz bench
+.PHONY: help venv debs tools image tools-optional demo generate rego-test test kube-test unit fuzz bench

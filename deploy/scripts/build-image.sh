@@ -7,8 +7,11 @@
 # Debian archive the host's apt uses (bookworm: python3 3.11, python3-venv, python3-pip,
 # python-is-python3, ca-certificates), imports it into the local image store, and builds.
 #
-#   deploy/scripts/build-image.sh [--image NAME:TAG] [--base NAME:TAG] [--rebuild-base]
+#   deploy/scripts/build-image.sh [--image NAME:TAG] [--base NAME:TAG] [--rebuild-base] [--if-missing]
+#   deploy/scripts/build-image.sh --print-source-hash
 #
+# --if-missing builds only when the image is not in the local store yet (make image names it by
+# the source hash: the sha256 of the Dockerfile and of the files .dockerignore lets in).
 # Needs (Debian packages): buildah, podman, mmdebstrap; root or a working rootless setup.
 # With --base, any image you already hold is used (e.g. python:3.11-slim-bookworm pulled once).
 # The host's pip configuration (/etc/pip.conf) and CA bundle are mounted into the build's RUN
@@ -21,6 +24,15 @@ SUITE=bookworm
 PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates
 REBUILD_BASE=0
 OWN_BASE=0
+IF_MISSING=0
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+source_hash() {  # what the image is built from: the Dockerfile and the context .dockerignore admits
+  (cd "$REPO_ROOT" && find Dockerfile pyproject.toml README.md LICENSE provider deploy/scripts/healthcheck.py \
+      deploy/scripts/build-image.sh -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info*' \
+      2>/dev/null | LC_ALL=C sort | while read -r f; do printf '%s\0' "$f"; sha256sum < "$f"; done) \
+    | sha256sum | cut -c1-16
+}
 
 die() { echo "build-image.sh: error: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -28,13 +40,14 @@ while [[ $# -gt 0 ]]; do
     --image) [[ $# -ge 2 ]] || die "--image needs a value"; IMAGE=$2; shift 2 ;;
     --base) [[ $# -ge 2 ]] || die "--base needs a value"; BASE=$2; OWN_BASE=1; shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --if-missing) IF_MISSING=1; shift ;;
+    --print-source-hash) source_hash; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 for cmd in buildah podman; do command -v "$cmd" >/dev/null || die "$cmd is not installed (apt-get install $cmd)"; done
-
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [[ $IF_MISSING -eq 1 ]] && podman image exists "$IMAGE"; then exit 0; fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

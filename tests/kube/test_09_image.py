@@ -12,7 +12,6 @@ created through the API server, and the image's HEALTHCHECK is run with ``podman
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,27 +25,16 @@ import pytest
 import yaml
 
 from tests.fixtures.kube import free_port
-from tests.fixtures.tools import ROOT
 from tests.kube.conftest import DEPLOY, SCAN, Installed, materialize_from_cluster, pod
 
-IMAGE = "localhost/stellaops/attest:e2e"
-NEEDED = ("buildah", "podman", "runc", "mmdebstrap")
-# podman with Debian's runc on this kind of machine (shared/reference/kubernetes-loopback.md):
-# crun's setrlimit is refused and cgroups are hybrid.
-CONTAINERS_CONF = """[containers]
-default_ulimits = []
-pids_limit = 0
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-"""
+IMAGE = "localhost/stellaops/attest:e2e"  # `make image` adds -<source hash>
+NEEDED = ("buildah", "podman", "runc")
+CONTAINERS_CONF = Path(__file__).with_name("containers.conf")  # runc on this kind of machine
 
 
-def _need_engine() -> None:
-    missing = [c for c in NEEDED if shutil.which(c) is None]
-    if missing:
-        msg = f"{', '.join(missing)} not installed: scripts/debs.sh image (Debian packages)"
+def _require(ok: bool, msg: str) -> None:
+    """Fail under CI, skip elsewhere (as tests/fixtures/procs.py's require_tools)."""
+    if not ok:
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -73,34 +61,21 @@ class Container:
 
 
 @pytest.fixture(scope="module")
-def engine_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    _need_engine()
-    d = tmp_path_factory.mktemp("podman")
-    (d / "containers.conf").write_text(CONTAINERS_CONF)
-    return {**os.environ, "CONTAINERS_CONF": str(d / "containers.conf")}
-
-
-def _source_hash() -> str:
-    """sha256 over what the image is built from (the Dockerfile and the files .dockerignore lets in)."""
-    h = hashlib.sha256()
-    files = [ROOT / "Dockerfile", ROOT / "pyproject.toml", ROOT / "README.md", DEPLOY / "scripts" / "healthcheck.py",
-             DEPLOY / "scripts" / "build-image.sh"]
-    files += sorted(p for p in (ROOT / "provider").rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                    and not p.name.endswith(".pyc") and ".egg-info" not in str(p))
-    for f in files:
-        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+def engine_env() -> dict[str, str]:
+    missing = [c for c in NEEDED if shutil.which(c) is None]
+    _require(not missing, f"{', '.join(missing)} not installed: make debs")
+    return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF))}
 
 
 @pytest.fixture(scope="module")
 def built_image(engine_env: dict[str, str]) -> str:
-    """The image of this checkout (built once per source hash and kept in the local store)."""
-    image = f"{IMAGE}-{_source_hash()}"
+    """The image of this checkout, built by `make image` (the build needs PyPI, so it is not made
+    here: tests send traffic to loopback only)."""
+    digest = subprocess.run([str(DEPLOY / "scripts" / "build-image.sh"), "--print-source-hash"], capture_output=True,
+                            text=True, timeout=60, check=True).stdout.strip()
+    image = f"{IMAGE}-{digest}"
     exists = subprocess.run(["podman", "image", "exists", image], env=engine_env, timeout=60, check=False)
-    if exists.returncode != 0:
-        proc = subprocess.run([str(DEPLOY / "scripts" / "build-image.sh"), "--image", image], capture_output=True,
-                              text=True, timeout=1500, env=engine_env, check=False)
-        assert proc.returncode == 0, f"build-image.sh failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    _require(exists.returncode == 0, f"image {image} is not built for this checkout: run `make image`")
     return image
 
 
