@@ -643,7 +643,7 @@ def _section(doc: dict[str, Any], name: str, cls: type, mapping: dict[str, str],
         if v is None:
             continue
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            _positive(ctx, f"{name}.{yaml_key}", v, allow_zero=yaml_key in ("retries", "negativeTtlSeconds", "ttlSeconds", "digestTtlSeconds"))
+            _positive(ctx, f"{name}.{yaml_key}", v, allow_zero=yaml_key in ("retries", "negativeTtlSeconds", "ttlSeconds", "digestTtlSeconds", "transientMemorySeconds"))
             if isinstance(getattr(cls(), attr), float):
                 v = float(v)
         values[attr] = v
@@ -794,6 +794,8 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | Path = 
     ctx = _Ctx(source, Path(base_dir))
     try:
         doc = yaml.safe_load(text) if text.strip() else {}
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(source, exc) from exc
     except yaml.YAMLError as exc:
         raise ctx.error("", f"not valid YAML: {exc}") from exc
     except RecursionError as exc:
@@ -806,6 +808,15 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | Path = 
     _apply_env(doc, os.environ if env is None else env, ctx)
     _check(ctx, doc, _SCHEMA, "")
     return _build(doc, ctx)
+
+
+def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> ConfigError:
+    """One line, ``FILE:LINE:COLUMN: not valid YAML: PROBLEM`` (1-based, as editors count)."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
+    if mark is None:
+        return ConfigError(f"{source}: not valid YAML: {problem}")
+    return ConfigError(f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}")
 
 
 def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None) -> Config:

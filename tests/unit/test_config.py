@@ -171,3 +171,30 @@ def test_seed_air_gapped_snippet_needs_existing_bundle(tmp_path: Path) -> None:
 def test_hostile_configs_are_config_errors(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         _load(tmp_path, text)
+
+
+def test_transient_memory_zero_turns_it_off(tmp_path: Path) -> None:
+    # the field's comment and docs/configuration.md: 0 turns the transient memory off
+    cfg = _load(tmp_path, "server: {transientMemorySeconds: 0}\n")
+    assert cfg.server.transient_memory_seconds == 0.0
+    with pytest.raises(ConfigError, match="server.transientMemorySeconds: must be zero or more"):
+        _load(tmp_path, "server: {transientMemorySeconds: -1}\n")
+
+
+def test_yaml_error_names_file_line_and_column(tmp_path: Path) -> None:
+    # issue 21 item 9: one line naming the file, the line and the column of the mistake
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, "server:\n  workers: 2\n  threads: [4\n")
+    message = info.value.detail
+    source = str(tmp_path / "stellaops.yaml")
+    assert message.startswith(f"{source}:"), message
+    assert "\n" not in message
+    line, column = message[len(source) + 1 :].split(":")[:2]
+    assert (int(line), int(column)) >= (3, 1)
+    assert ": not valid YAML: " in message
+
+
+def test_yaml_error_in_a_string_names_its_source() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("a: [\n", env={})
+    assert info.value.detail == "<string>:2:1: not valid YAML: expected the node content, but found '<stream end>'"
