@@ -94,7 +94,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     client.close()
     proxy = FaultProxy(registry.address)
     env, trip = egress_env(tmp)
-    cfg = provider_config(tmp, {"release-key": write_public_key(key, tmp / "k.pub")}, deadline=DEADLINE)
+    # transientMemorySeconds 0: each fault case asks the registry afresh; with the memory on, a key
+    # that just ended transient would be answered with the previous case's systemError for 5 s
+    cfg = provider_config(tmp, {"release-key": write_public_key(key, tmp / "k.pub")},
+                          extra=f"server: {{deadlineSeconds: {DEADLINE}, transientMemorySeconds: 0}}\n")
     cfg += "limits: {connectTimeoutSeconds: 1, readTimeoutSeconds: 5, retries: 2}\n"
     provider = start_provider(tmp / "provider", cfg, env=env)
     try:

@@ -311,7 +311,9 @@ def _ask(app: Any, key: str) -> dict[str, Any]:
 def provider(world: World, front: RekorFront) -> Iterator[Any]:
     from stellaops.app import create_app
 
-    app = create_app(parse_config(_config(world, front.url), source="stellaops.yaml", env={}))
+    # transientMemorySeconds 0: a test that takes Rekor down and brings it back must not be answered
+    # from the transient memory (the same systemError for 5 s) after Rekor is back
+    app = create_app(parse_config(_config(world, front.url, extra="server: {transientMemorySeconds: 0}\n"), source="stellaops.yaml", env={}))
     yield app
     app.extensions["stellaops.store"].close()
 
