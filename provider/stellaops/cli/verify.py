@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, KeyLoadError, RequestError, StellaError, VerificationError
-from .common import config_option, output_option, progress_option, verbose_option
+from .common import PREDICATE_TYPE, config_option, output_option, progress_option, verbose_option
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -40,6 +40,7 @@ def _trust_options(func: Any) -> Any:
         click.option(
             "--type",
             "ptype",
+            type=PREDICATE_TYPE,
             default="custom",
             show_default=True,
             help="Predicate type URI or cosign alias (custom, slsaprovenance, slsaprovenance1, spdxjson, cyclonedx, vuln, openvex, link).",
@@ -86,6 +87,18 @@ def _with_trust_flags(trust: Any, gh_flags: dict[str, Any]) -> Any:
     from .trust_flags import apply_trust_flags, trust_flag_fragment
 
     return apply_trust_flags(trust, trust_flag_fragment(**gh_flags))
+
+
+def type_hint(wanted: str, found: list[str], default: str) -> str:
+    """The hint for a --type that matched none of the verified types ``found``. cosign's
+    ``slsaprovenance`` is SLSA v0.2 (and we follow cosign): when only SLSA v1 provenance was
+    found, say so and name ``slsaprovenance1`` (issue 21 item 7)."""
+    from ..predicates import SLSA_V02, SLSA_V1
+
+    if wanted == SLSA_V02 and SLSA_V1 in found:
+        return (f"--type slsaprovenance is SLSA v0.2 ({SLSA_V02}), as in cosign; the attestation found is SLSA v1 "
+                f"({SLSA_V1}): pass --type slsaprovenance1")
+    return default
 
 
 def _remember_rekor_url(ctx: click.Context, _param: Any, value: str | None) -> None:
@@ -334,7 +347,7 @@ def _finish(results: list[Any], wanted: str, output: str, doc: dict[str, Any], h
         raise VerificationError(
             f"none of the attestations matched the predicate type: {wanted}, found: {', '.join(verified_types)}",
             reason="NO_ATTESTATION",
-            hint="pass --type with one of the types found (cosign's default is custom)",
+            hint=type_hint(wanted, verified_types, "pass --type with one of the types found (cosign's default is custom)"),
         )
     if matching:  # verified, of the type, but for another digest than the image's
         raise VerificationError(
@@ -558,9 +571,23 @@ def blob_candidate(bundle: str | None, signature: str | None) -> Any:
     )
 
 
+def blob_candidates(bundle: str | None, signature: str | None) -> list[Any]:
+    """The candidates of --bundle/--signature: one, or one per line of a JSON Lines file of
+    sigstore bundles (``gh attestation download``); a bad line is refused with its number."""
+    if bundle and not signature:
+        from ..verify.bundle_lines import bundle_file_candidates
+
+        lines = bundle_file_candidates(bundle)
+        if lines is not None:
+            if not lines:  # pragma: no cover - split_bundle_lines gives at least one document
+                raise VerificationError(f"{bundle} holds no bundle", reason="MALFORMED_ENVELOPE")
+            return lines
+    return [blob_candidate(bundle, signature)]
+
+
 @click.command("verify-blob-attestation")
 @click.argument("blob", required=False)
-@click.option("--bundle", "bundle", metavar="FILE", help="A sigstore bundle (or cosign's legacy blob bundle) holding the attestation.")
+@click.option("--bundle", "bundle", metavar="FILE", help="A sigstore bundle (or cosign's legacy blob bundle) holding the attestation, or a JSON Lines file of bundles (gh attestation download): each is tried.")
 @click.option("--signature", "signature", metavar="FILE", help="The DSSE envelope JSON (what cosign attest-blob --output-signature writes).")
 @click.option("--digest", "digest", metavar="HEX", help="The blob's digest (HEX or sha256:HEX) when the BLOB is not given.")
 @click.option("--digestAlg", "--digest-alg", "digest_alg", default="sha256", show_default=True, help="Algorithm of --digest / for hashing BLOB.")
@@ -598,6 +625,7 @@ def verify_blob_attestation(
     """
     from ..predicates import resolve_predicate_type
     from ..verify.attestation import verify_candidate
+    from ..verify.bundle_lines import pick_result
 
     trust, _config = build_trust(
         key_path=key_path,
@@ -616,20 +644,31 @@ def verify_blob_attestation(
     trust = _with_trust_flags(trust, gh_flags)
     wanted = resolve_predicate_type(ptype)
     image_digest = _blob_digest(blob, digest, digest_alg)
-    cand = blob_candidate(bundle, signature)
-    result = verify_candidate(cand, image_digest, trust)
+    cands = blob_candidates(bundle, signature)
+    results = [verify_candidate(cand, image_digest, trust) for cand in cands]  # every bundle is tried
+    result = pick_result(results, wanted)
+    if len(cands) > 1 and output != "json":
+        for cand, r in zip(cands, results):
+            state = ("OK " + r.predicate_type) if r.verified else f"FAIL {r.errors[0].reason}: {r.errors[0].message}" if r.errors else "FAIL"
+            click.echo(f"{cand.location}: {state}", err=True)
     if output == "json":
         doc = result.to_json()
         doc["predicateType"] = result.predicate_type
-        click.echo(json.dumps({"digest": image_digest, "verified": result.verified and result.predicate_type == wanted, "attestation": doc}, indent=2))
+        out = {"digest": image_digest, "verified": result.verified and result.predicate_type == wanted, "attestation": doc}
+        if len(cands) > 1:  # a JSON Lines file: what each line gave, in the file's order
+            out["bundles"] = [{"location": c.location, **r.to_json(), "predicateType": r.predicate_type} for c, r in zip(cands, results)]
+        click.echo(json.dumps(out, indent=2))
     if not result.verified:
         err = result.errors[0]
+        if len(cands) > 1:  # name the file and the line whose reason is reported
+            where = cands[results.index(result)].location
+            raise VerificationError(f"none of the {len(cands)} bundles in {bundle} verified; {where}: {err.message}", reason=err.reason, hint=err.hint)
         raise VerificationError(err.message, reason=err.reason, hint=err.hint)
     if result.predicate_type != wanted:
         raise VerificationError(
             f"invalid predicate type, expected {wanted} got {result.predicate_type}",
             reason="NO_ATTESTATION",
-            hint="pass --type with the attestation's predicate type (cosign's default is custom)",
+            hint=type_hint(wanted, [result.predicate_type], "pass --type with the attestation's predicate type (cosign's default is custom)"),
         )
     if output != "json":
         for s in result.signers:
