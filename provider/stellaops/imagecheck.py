@@ -152,13 +152,29 @@ def within_count_limit(candidates: list[Candidate], digest: str, errors: list[Er
             errors.append(
                 ErrorItem(
                     "LIMIT_EXCEEDED",
-                    f"{len(group)} attestations for {digest} from {budget}; only {limit} were verified",
+                    f"{len(group)} attestations for {digest} from {budget}; only {limit} were verified"
+                    + (" (the newest imports of each digest first)" if budget != "registry" else ""),
                     "raise limits.attestationsPerImage or prune old attestations",
                 )
             )
-            group = group[-limit:] if budget != "registry" else group[:limit]  # newest imports first
+            # the registry's in discovery order; a tenant's as the store gives them (StoreFind:
+            # newest first per digest), each digest's newest before any digest's older ones
+            group = (group if budget == "registry" else _newest_of_each_digest_first(group))[:limit]
         kept.extend(group)
     return kept
+
+
+def _newest_of_each_digest_first(group: list[Candidate]) -> list[Candidate]:
+    """Round-robin over the digests the candidates are attached to (index, platforms), keeping
+    each digest's own order (the store's: newest first): on an index, an older import of one
+    digest never displaces the newest import of another."""
+    rank: dict[str, int] = {}
+    ordered: list[tuple[int, int, Candidate]] = []
+    for i, c in enumerate(group):
+        r = rank.get(c.attached_to, 0)
+        rank[c.attached_to] = r + 1
+        ordered.append((r, i, c))
+    return [c for _r, _i, c in sorted(ordered, key=lambda t: (t[0], t[1]))]
 
 
 def _sort_key(a: AttestationResult) -> tuple[int, int, str]:
