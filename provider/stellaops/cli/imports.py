@@ -79,7 +79,7 @@ def import_(
         return make_registry_client(config, for_cli=True)
 
     image, image_digest = resolve_image(image, digest, client)
-    store = open_store(config.store.dsn)
+    store = open_store(config.store.dsn, rows_per_tenant_digest=config.limits.store_rows_per_tenant_digest)
     report = ImportReport(tenant=tenant, image=image, digest=image_digest)
     try:
         # one item at a time (import_items is one transaction per item anyway) to count progress

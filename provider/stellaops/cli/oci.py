@@ -114,7 +114,8 @@ def oci_list(image: str, imported: bool, output: str, config_path: str | None, v
         from ..config import load_config
         from ..store import open_store
 
-        store = open_store(load_config(config_path).store.dsn or None)
+        config = load_config(config_path)
+        store = open_store(config.store.dsn or None, rows_per_tenant_digest=config.limits.store_rows_per_tenant_digest)
     try:
         with make_cli_client(config_path) as client:
             digest = client.resolve(ref).digest

@@ -500,7 +500,7 @@ def _open_store(config: Any) -> Any:
         path = sqlite_path(dsn)
         if path != ":memory:" and not os.path.exists(path):
             return None
-    return open_store(dsn)
+    return open_store(dsn, rows_per_tenant_digest=config.limits.store_rows_per_tenant_digest)
 
 
 def _blob_digest(blob: str | None, digest: str | None, digest_alg: str) -> str:
