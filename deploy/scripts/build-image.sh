@@ -28,9 +28,12 @@ IF_MISSING=0
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 source_hash() {  # what the image is built from: the Dockerfile and the context .dockerignore admits
-  (cd "$REPO_ROOT" && find Dockerfile pyproject.toml README.md LICENSE provider deploy/scripts/healthcheck.py \
-      deploy/scripts/build-image.sh -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info*' \
-      2>/dev/null | LC_ALL=C sort | while read -r f; do printf '%s\0' "$f"; sha256sum < "$f"; done) \
+  local paths=() p
+  for p in Dockerfile pyproject.toml README.md LICENSE provider deploy/scripts/healthcheck.py deploy/scripts/build-image.sh; do
+    [[ -e "$REPO_ROOT/$p" ]] && paths+=("$p")
+  done
+  (cd "$REPO_ROOT" && find "${paths[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info*' \
+      | LC_ALL=C sort | while read -r f; do printf '%s\0' "$f"; sha256sum < "$f"; done) \
     | sha256sum | cut -c1-16
 }
 

@@ -71,6 +71,8 @@ def engine_env() -> dict[str, str]:
 def built_image(engine_env: dict[str, str]) -> str:
     """The image of this checkout, built by `make image` (the build needs PyPI, so it is not made
     here: tests send traffic to loopback only)."""
+    if os.environ.get("STELLAOPS_TEST_IMAGE"):  # an image built elsewhere, e.g. while the tree moves on
+        return os.environ["STELLAOPS_TEST_IMAGE"]
     digest = subprocess.run([str(DEPLOY / "scripts" / "build-image.sh"), "--print-source-hash"], capture_output=True,
                             text=True, timeout=60, check=True).stdout.strip()
     image = f"{IMAGE}-{digest}"
@@ -141,8 +143,8 @@ def test_image_as_the_provider_of_the_install_test(installed: Installed, contain
         ns = w.namespace("image")
         _, name = w.sample_constraint("requireattestations", ns)
         tag = f"img-{uuid.uuid4().hex[:8]}"  # keys Gatekeeper has not cached from the process provider
-        signed = w.push_tag("sample:v1.0.0", tag)
-        unsigned = w.push_tag("sample:unsigned", tag)
+        signed = w.push_tag("sample:v1.0.0", f"{tag}-signed")  # one repository: two tags
+        unsigned = w.push_tag("sample:unsigned", f"{tag}-unsigned")
         w.wait_admitted(lambda i: pod(f"signed-{i}", signed), ns, timeout=60)
         w.expect_denied(pod("unsigned", unsigned), ns, f"[{name}] container <app> image <{unsigned}>",
                         f"no attestation of type <{SCAN}> is attached")
