@@ -30,8 +30,8 @@ image: debs ## Build the provider image (buildah, Debian-packages base) for test
 	@CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/tests/kube/containers.conf} deploy/scripts/build-image.sh --if-missing \
 	  --image $(IMAGE_NAME)-$$(deploy/scripts/build-image.sh --print-source-hash)
 
-tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop) and the Kyverno CLI (slow)
-	@scripts/tools.sh cosign2 kyverno
+tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop), the Kyverno CLI (slow), helm v4
+	@scripts/tools.sh cosign2 kyverno helm
 
 demo: venv tools ## The main job, end to end: registry, sign, attach, provider verdict, Rego decision
 	@$(PY) scripts/demo.py

@@ -19,6 +19,7 @@ CTGO_VERSION=v1.4.0          # certificate-transparency-go ct_server: the CT log
 ETCD_VERSION=v3.6.8          # etcd server for the API server
 KUBE_VERSION=v1.36.3         # kube-apiserver and kubectl (Gatekeeper v3.23.1's client libraries are v0.36.x)
 GATEKEEPER_VERSION=v3.23.1   # the Gatekeeper manager itself (the same pins as tests/gatekeeper/harness)
+HELM_VERSION=v4.3.2          # optional: helm lint/template/install of deploy/helm/stellaops-attest
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STELLAOPS_TOOLS_CACHE:-$HOME/.cache/stellaops/tools}
@@ -157,6 +158,7 @@ if [ ${#want[@]} -eq 0 ]; then
   # optional tools: linked when a previous `scripts/tools.sh cosign2|kyverno` built them
   [ -x "$cache/cosign2-$COSIGN2_VERSION/bin/cosign" ] && want+=(cosign2)
   [ -x "$cache/kyverno-$KYVERNO_VERSION/bin/kyverno" ] && want+=(kyverno)
+  [ -x "$cache/helm-$HELM_VERSION/bin/helm" ] && want+=(helm)
 fi
 for t in "${want[@]}"; do
   case "$t" in
@@ -176,6 +178,7 @@ for t in "${want[@]}"; do
     etcd) build_etcd ;;
     kubernetes|kube-apiserver|kubectl) build_kube ;;
     gatekeeper) build_gatekeeper ;;
+    helm) go_tool helm "$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done
