@@ -108,11 +108,11 @@ class SQLStore:
         with self._transaction() as cur:
             cur.execute(
                 self._sql(
-                    "INSERT INTO attestations (id, tenant, content_sha256, data_sha256, kind, data,"
-                    " predicate_type, image, annotations, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                    "INSERT INTO attestations (id, tenant, content_sha256, data_sha256, kind,"
+                    " predicate_type, image, annotations, created_at, size, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
                     " ON CONFLICT (tenant, content_sha256) DO NOTHING"
                 ),
-                (new_id, tenant, cdigest, dsha, kind, data, predicate_type, image, self._encode_json(annotations), now),
+                (new_id, tenant, cdigest, dsha, kind, predicate_type, image, self._encode_json(annotations), now, len(data), data),
             )
             inserted = cur.rowcount == 1
             if inserted:
@@ -192,11 +192,13 @@ class SQLStore:
 
             raise StoreError("per_tenant and max_bytes must not be negative", reason="REQUEST_INVALID", hint="this is a caller bug; report it")
         with self._transaction(write=False) as cur:
-            # 1. the candidates' metadata and sizes (LENGTH(data)), ranked newest first within
-            #    each tenant by the time each was stored under this digest; no bytes loaded yet
+            # 1. the candidates' metadata and sizes (the size column written at import; never
+            #    LENGTH(data), which SQLite evaluates after copying the bytes into the window's
+            #    sorter), ranked newest first within each tenant by the time each was stored
+            #    under this digest; no bytes loaded yet
             cur.execute(
                 self._sql(
-                    f"SELECT * FROM (SELECT {_COLUMNS}, LENGTH(a.data) AS size, s.created_at AS stored_at,"
+                    f"SELECT * FROM (SELECT {_COLUMNS}, a.size AS size, s.created_at AS stored_at,"
                     " ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY s.created_at DESC, a.id DESC) AS rn,"
                     " COUNT(*) OVER (PARTITION BY a.tenant) AS total"
                     " FROM attestations a JOIN attestation_subjects s ON s.attestation_id = a.id"
@@ -258,7 +260,7 @@ class SQLStore:
         if digest is not None:
             check_digest(digest)
         query = (
-            f"SELECT {_COLUMNS}, a.data_sha256, LENGTH(a.data), s.digest FROM attestations a"
+            f"SELECT {_COLUMNS}, a.data_sha256, a.size, s.digest FROM attestations a"
             " JOIN attestation_subjects s ON s.attestation_id = a.id WHERE a.tenant = ?"
         )
         params: tuple[Any, ...] = (tenant,)

@@ -3,8 +3,13 @@
 WAL lets readers (discovery) run while an import writes; ``synchronous=FULL`` makes every
 committed import survive a crash or power loss; ``BEGIN IMMEDIATE`` takes the write lock up
 front so two processes importing at once queue (``busy_timeout``) instead of failing.
-One connection per store object, shared by threads under a lock (SQLite serialises writers
-anyway and reads here are single indexed queries).
+Connections: one for writes (imports, migrations), shared by threads under a lock (SQLite
+serialises writers anyway); reads (discovery, listings) each take a connection of their own
+from a small pool, opened on demand, so that one image's large read never makes an unrelated
+image's lookup, or an import, wait for it (issue 16 item 8: 16 junk rows of 3.9 MB held the one
+shared connection for seconds). WAL gives each read transaction its own snapshot. Reader
+connections are ``query_only``. ``:memory:`` databases exist per connection: there every read
+uses the write connection, as before.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from . import migrations
 from ._sql import SQLStore
 
 BUSY_TIMEOUT_MS = 5000
+# while migrating: a process that finds another one migrating waits this long for it (migration
+# 2 copies the attestations table, which takes a while for a large store)
+MIGRATION_BUSY_TIMEOUT_MS = 30 * 60 * 1000
+# idle reader connections kept per store (more are opened while more threads read at once)
+IDLE_READERS = 8
 
 
 def _enable_wal(conn: sqlite3.Connection) -> str:
@@ -43,8 +53,11 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the write connection
         self._conn: sqlite3.Connection | None = None
+        self._pool_lock = threading.Lock()  # the reader pool's lists
+        self._idle: list[sqlite3.Connection] = []  # reader connections not in use
+        self._closed = False
         try:
             if path != ":memory:":
                 directory = os.path.dirname(path)
@@ -75,34 +88,100 @@ class SQLiteStore(SQLStore):
             hint="check the path in store.dsn exists, is writable by this user and is on a local disk",
         )
 
+    def _reader(self) -> sqlite3.Connection:
+        """An idle reader connection, or a new one."""
+        with self._pool_lock:
+            if self._closed:
+                raise StoreError(f"SQLite store {self.path} is closed")
+            if self._idle:
+                return self._idle.pop()
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")  # a reader never writes
+        except sqlite3.Error as exc:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            raise self._error("is unavailable", exc) from exc
+        return conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._pool_lock:
+            if not self._closed and len(self._idle) < IDLE_READERS:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Any]:
         # writers take the write lock up front (IMMEDIATE: no upgrade deadlock between
-        # processes); readers start a deferred transaction, which in WAL mode never blocks
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreError(f"SQLite store {self.path} is closed")
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise self._error("is unavailable", exc) from exc
-            cur = conn.cursor()
-            try:
+        # processes); readers start a deferred transaction on a connection of their own,
+        # which in WAL mode never blocks and never waits for another thread
+        if write or self.path == ":memory:":
+            with self._lock:
+                conn = self._conn
+                if conn is None:
+                    raise StoreError(f"SQLite store {self.path} is closed")
+                with self._run(conn, "BEGIN IMMEDIATE" if write else "BEGIN") as cur:
+                    yield cur
+            return
+        conn = self._reader()
+        try:
+            with self._run(conn, "BEGIN") as cur:
                 yield cur
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise self._error("failed", exc) from exc
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()  # its state is unknown: not back into the pool
+            raise
+        self._give_back(conn)
+
+    @contextlib.contextmanager
+    def _run(self, conn: sqlite3.Connection, begin: str) -> Iterator[Any]:
+        """One transaction on ``conn``: committed on a clean exit, rolled back otherwise."""
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            raise self._error("is unavailable", exc) from exc
+        cur = conn.cursor()
+        try:
+            yield cur
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise self._error("failed", exc) from exc
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
 
     def _migrate(self) -> None:
+        # Foreign keys off while migrating (SQLite's procedure for rebuilding a table, see
+        # migrations.py: dropping the old table must not cascade to the subject rows); the
+        # pragma is a no-op inside a transaction, so it is set around it, and every foreign key
+        # is checked before the migration commits.
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute(f"PRAGMA busy_timeout = {MIGRATION_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise self._error("cannot be opened", exc) from exc
+        try:
+            self._apply_migrations()
+        finally:
+            for pragma in ("foreign_keys = ON", f"busy_timeout = {BUSY_TIMEOUT_MS}"):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(f"PRAGMA {pragma}")
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+            raise StoreError(f"SQLite store {self.path}: foreign keys could not be turned back on after migrating")
+
+    def _apply_migrations(self) -> None:
         with self._transaction() as cur:
             cur.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -124,8 +203,26 @@ class SQLiteStore(SQLStore):
                 for statement in statements:
                     cur.execute(statement)
                 cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, utcnow()))
+            if current == migrations.LATEST:
+                return
+            cur.execute("PRAGMA foreign_key_check")
+            broken = cur.fetchall()
+            if broken:
+                raise StoreError(
+                    f"SQLite store {self.path}: {len(broken)} row(s) break a foreign key after migrating "
+                    f"(first: table {broken[0][0]}, row {broken[0][1]}); nothing was changed",
+                    reason="CONFIG_INVALID",
+                    hint="restore the store from a backup, or re-import its attestations into a new store",
+                )
 
     def close(self) -> None:
+        """Close every connection; a reader still in use is closed when its read ends."""
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
         with self._lock:
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
