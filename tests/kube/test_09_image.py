@@ -1,7 +1,8 @@
 """The provider image, built for real and run as the provider of the install test.
 
-``deploy/scripts/build-image.sh`` builds the Dockerfile with buildah from a base made of Debian's
-packages (mmdebstrap; no image registry is reachable here), and podman runs it with Debian's
+``make image`` (``deploy/scripts/build-image.sh``) builds the Dockerfile with buildah from a base
+made of Debian's packages (mmdebstrap; no image registry is reachable here) before the tests run
+(the build fetches from PyPI; tests send traffic to loopback only), and podman runs it with Debian's
 ``runc``: as its own non-root user, with a read-only root filesystem and a tmpfs ``/tmp``, the
 site's ConfigMaps and Secrets (as the API server holds them) mounted read-only at their pod
 paths, on the host's loopback only (``--network=host`` with the server bound to 127.0.0.1: the
