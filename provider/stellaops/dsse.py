@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import VerificationError
@@ -113,13 +113,39 @@ def strict_json(data: bytes | str, *, what: str, error: type[VerificationError])
     return doc
 
 
+_STD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def is_std_base64_text(value: str) -> bool:
+    """Exactly ``_STD_B64.match(value)`` (``^[A-Za-z0-9+/]*={0,2}$``, where Python's ``$`` also
+    matches before one final newline), written with C loops (``bytes.translate``): a regular
+    expression walks a multi-megabyte payload character by character, several times slower."""
+    if not value.isascii():
+        return False
+    raw = value.encode("ascii")
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]  # what `$` allows before the end
+    rest = raw.translate(None, _STD_ALPHABET)  # every character outside the alphabet, in order
+    return rest in (b"", b"=", b"==") and raw.endswith(rest)
+
+
 def b64decode_std(value: str, *, what: str, error: type[VerificationError]) -> bytes:
-    if not isinstance(value, str) or not _STD_B64.match(value):
+    if not isinstance(value, str) or not is_std_base64_text(value):
         raise error(f"{what} is not standard base64", hint="encode with standard base64 (RFC 4648 §4), not URL-safe")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise error(f"{what} is not valid base64: {exc}") from exc
+
+
+def _is_canonical_b64(text: str, data: bytes) -> bool:
+    """True when ``text`` (standard base64 that decoded to ``data``) is exactly
+    ``base64.b64encode(data)``: its length is the encoded length and its last 4-character group
+    re-encodes to itself (every earlier group uses all its bits, so only the last one, with its
+    spare bits, can differ)."""
+    if len(text) != 4 * ((len(data) + 2) // 3):
+        return False
+    return not text or base64.b64encode(base64.b64decode(text[-4:])) == text[-4:].encode("ascii")
 
 
 def b64decode_any(value: str, *, what: str, error: type[VerificationError]) -> bytes:
@@ -155,6 +181,10 @@ class Envelope:
     payload: bytes
     signatures: tuple[Signature, ...]
     raw: bytes = b""
+    # The payload's base64 text as parsed, kept only when it is exactly b64encode(payload), so
+    # that to_bytes() need not encode megabytes again; "" otherwise. Not an init field:
+    # dataclasses.replace() and envelopes built in code never carry a stale one.
+    _payload_b64: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def pae(self) -> bytes:
@@ -165,8 +195,28 @@ class Envelope:
         """sha256 of the envelope bytes as stored (identifies copies of one envelope)."""
         return "sha256:" + hashlib.sha256(self.raw).hexdigest()
 
-    def to_json(self, *, with_keyid: bool = False) -> dict[str, Any]:
-        """The envelope as cosign v3 writes it (keyid omitted unless asked for)."""
+    def _payload_text(self) -> str:
+        return self._payload_b64 or base64.b64encode(self.payload).decode()
+
+    def _serialised(self, *, with_keyid: bool = False) -> tuple[bytes, bytes, bytes]:
+        """``to_bytes()`` in three parts (head, payload base64, tail), written by hand so the
+        large middle part is neither copied nor scanned again: it is what
+        ``json.dumps(self.to_json(), separators=(",", ":"))`` writes, because base64 text holds
+        no character JSON escapes (tests/unit/verify/test_parse_once.py checks it)."""
+        doc = self.to_json(with_keyid=with_keyid, payload="")
+        tail = json.dumps({"payloadType": doc["payloadType"], "signatures": doc["signatures"]}, separators=(",", ":"))
+        return b'{"payload":"', self._payload_text().encode("ascii"), b'",' + tail[1:].encode()
+
+    def canonical_digest(self) -> str:
+        """sha256 of :meth:`to_bytes` (cosign v3's serialisation), hashed in parts."""
+        h = hashlib.sha256()
+        for part in self._serialised():
+            h.update(part)
+        return "sha256:" + h.hexdigest()
+
+    def to_json(self, *, with_keyid: bool = False, payload: str | None = None) -> dict[str, Any]:
+        """The envelope as cosign v3 writes it (keyid omitted unless asked for); ``payload``
+        replaces the payload's base64 text (internal: :meth:`_serialised`)."""
         sigs = []
         for s in self.signatures:
             item: dict[str, str] = {}
@@ -175,13 +225,13 @@ class Envelope:
             item["sig"] = base64.b64encode(s.sig).decode()
             sigs.append(item)
         return {
-            "payload": base64.b64encode(self.payload).decode(),
+            "payload": self._payload_text() if payload is None else payload,
             "payloadType": self.payload_type,
             "signatures": sigs,
         }
 
     def to_bytes(self, *, with_keyid: bool = False) -> bytes:
-        return json.dumps(self.to_json(with_keyid=with_keyid), separators=(",", ":")).encode()
+        return b"".join(self._serialised(with_keyid=with_keyid))
 
 
 def parse_envelope_obj(doc: Any, raw: bytes = b"") -> Envelope:
@@ -197,7 +247,8 @@ def parse_envelope_obj(doc: Any, raw: bytes = b"") -> Envelope:
     payload_type = doc["payloadType"]
     if not isinstance(payload_type, str):
         raise MalformedEnvelope("DSSE payloadType must be a string")
-    payload = b64decode_std(doc["payload"], what="DSSE payload", error=MalformedEnvelope)
+    payload_text = doc["payload"]
+    payload = b64decode_std(payload_text, what="DSSE payload", error=MalformedEnvelope)
     sigs_doc = doc["signatures"]
     if not isinstance(sigs_doc, list) or not sigs_doc:
         raise MalformedEnvelope("DSSE envelope must carry at least one signature")
@@ -220,7 +271,10 @@ def parse_envelope_obj(doc: Any, raw: bytes = b"") -> Envelope:
         if not sig:
             raise MalformedEnvelope(f"DSSE signatures[{i}].sig is empty")
         sigs.append(Signature(sig=sig, keyid=keyid))
-    return Envelope(payload_type=payload_type, payload=payload, signatures=tuple(sigs), raw=raw)
+    envelope = Envelope(payload_type=payload_type, payload=payload, signatures=tuple(sigs), raw=raw)
+    if _is_canonical_b64(payload_text, payload):
+        object.__setattr__(envelope, "_payload_b64", payload_text)  # frozen: set once, here
+    return envelope
 
 
 def parse_envelope(data: bytes) -> Envelope:

@@ -116,7 +116,7 @@ def _parse_bundle(data: bytes) -> _Material:
         )
     # Digest of the envelope as cosign v3 serialises it (= its legacy layer bytes), so that
     # copies of one attestation found as a bundle and as a .att layer are recognised.
-    envelope_digest = "sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
+    envelope_digest = envelope.canonical_digest()
     material = _Material(
         envelope=envelope,
         envelope_bytes=None,
@@ -171,9 +171,7 @@ def _parse(candidate: Candidate) -> _Material:
     envelope = dsse.parse_envelope(candidate.data)
     # identity of the attestation: its canonical (cosign v3) serialisation, so a v2-style copy with
     # `keyid: ""` on the .att tag and its bundle copy count once; Rekor still binds the exact bytes
-    material = _Material(
-        envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest="sha256:" + hashlib.sha256(envelope.to_bytes()).hexdigest()
-    )
+    material = _Material(envelope=envelope, envelope_bytes=bytes(candidate.data), envelope_digest=envelope.canonical_digest())
     ann = candidate.cosign
     material.timestamp_annotation = ann.rfc3161_timestamp
     if ann.certificate:
@@ -784,21 +782,34 @@ def _iso(ts: int) -> str:
 
 _ANNOTATED_TYPES = ("predicateType", "dev.sigstore.bundle.predicateType", "dev.stellaops/predicate-type")
 
+# An attestation refused before its statement was read (no trusted signature, ...) has its
+# payload parsed for the type it claims only up to this size: a large envelope signed by nobody
+# never costs a parse of its payload (issue 16 item 8); its claim then comes from annotations.
+CLAIM_PARSE_BYTES = 16 * 1024
 
-def _claimed_predicate_type(candidate: Candidate) -> str:
+
+def _claimed_predicate_type(candidate: Candidate, material: _Material | None, *, statement_read: bool) -> str:
     """The predicate type an attestation that failed verification *claims* (its unsigned
     statement, else its annotations), so that denials can name the real cause. Never trusted:
-    it is reported only with ``verified: false``."""
-    try:
-        statement = dsse.parse_statement(_parse(candidate).envelope.payload)
-        return statement.predicate_type
-    except Exception:  # noqa: BLE001 - best effort on data already known to be bad
-        pass
+    it is reported only with ``verified: false``. Nothing is parsed again: the envelope is the
+    one already parsed (``material``; None when it did not parse), and its payload is read only
+    when verification did not already try (``statement_read``) and it is at most
+    ``CLAIM_PARSE_BYTES``."""
+    if material is not None and not statement_read and len(material.envelope.payload) <= CLAIM_PARSE_BYTES:
+        try:
+            return dsse.parse_statement(material.envelope.payload).predicate_type
+        except Exception:  # noqa: BLE001 - best effort on data already known to be bad
+            pass
     for key in _ANNOTATED_TYPES:
         value = candidate.annotations.get(key, "")
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+def _bytes_digest(candidate: Candidate) -> str:
+    """The digest a candidate that did not parse is named by: of its bytes."""
+    return "sha256:" + hashlib.sha256(candidate.data).hexdigest()
 
 
 def verify_candidate(
@@ -807,10 +818,12 @@ def verify_candidate(
     """Verify one candidate for ``image_digest``. Never raises for a verification failure; raises
     transient errors (``TLOG_UNREACHABLE`` when the online Rekor lookup cannot reach Rekor,
     ``TRUST_ROOT_UNAVAILABLE`` when a TUF mirror cannot be read), which are not verdicts."""
-    envelope_digest = "sha256:" + hashlib.sha256(candidate.data).hexdigest()
+    envelope_digest = ""  # the parsed envelope's (cosign v3 serialisation); else of the bytes
     predicate_type = ""
     signers: tuple[Signer, ...] = ()
     tlog_result = TlogResult(required=trust.require_tlog)
+    m: _Material | None = None
+    statement_read = False  # the payload was handed to the statement parser (never twice)
     try:
         m = _parse(candidate)
         # until the signers are known: a certificate-signed attestation needs the log as keyless
@@ -820,7 +833,8 @@ def verify_candidate(
         tlog_result = TlogResult(required=trust.require_tlog or keyless_needs)
         envelope_digest = m.envelope_digest or envelope_digest
         dsse.require_intoto(m.envelope)
-        found = _check_signatures(m, trust)
+        found = _check_signatures(m, trust)  # over PAE: no payload is parsed before a trusted signature
+        statement_read = True
         statement = dsse.parse_statement(m.envelope.payload)
         predicate_type = statement.predicate_type
         dsse.require_subject(statement, image_digest)
@@ -841,8 +855,9 @@ def verify_candidate(
     except StellaError as exc:
         if exc.transient:
             raise  # no verdict (Rekor lookup, TUF mirror, deadline): nothing is cached, the next call retries
+        envelope_digest = envelope_digest or _bytes_digest(candidate)
         return AttestationResult(
-            predicate_type=predicate_type or _claimed_predicate_type(candidate),
+            predicate_type=predicate_type or _claimed_predicate_type(candidate, m, statement_read=statement_read),
             verified=False,
             source=candidate.source,
             digest=image_digest,
@@ -855,6 +870,7 @@ def verify_candidate(
             envelope_digest=envelope_digest,
         )
     except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+        envelope_digest = envelope_digest or _bytes_digest(candidate)
         _log.exception("unexpected error verifying %s", candidate.location or envelope_digest)
         return AttestationResult(
             predicate_type=predicate_type,
