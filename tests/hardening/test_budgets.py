@@ -36,7 +36,7 @@ from stellaops.registry import RegistryClient, RegistryPolicy
 from stellaops.store import open_store
 from stellaops.verify.attestation import verify_candidate
 from tests.fixtures.images import push_test_image
-from tests.hardening._support import SCAN_TYPE, new_key, provider_config, push_att, sign_envelope, statement, write_public_key
+from tests.hardening._support import SCAN_TYPE, new_key, provider_config, push_att, reasons, sign_envelope, statement, write_public_key
 
 MiB = 1024 * 1024
 
@@ -144,16 +144,16 @@ def test_store_junk_is_read_only_up_to_the_image_budget(world: World, junk_store
     assert result.verdicts[other_key].to_json()["attestations"][0]["verified"] is True
 
 
-@pytest.mark.xfail(
-    reason="store: find_by_digest reads 16 rows of 3.9 MB in 2-3.6 s and serializes readers, so the unrelated "
-    "image's empty store lookup waits behind it (measured; needs a store change, see the engine helper's report)",
-    strict=False,
-)
 def test_store_junk_does_not_delay_an_unrelated_image_at_the_defaults(world: World, junk_store: tuple[Any, str, str]) -> None:
-    """The provider's defaults (64 MiB per image, 1.5 s deadline). The unrelated image of the same
-    request gets its verdict; the junk image gets a verdict or, when verifying its 16 budgeted
-    junk envelopes takes longer than the deadline (about 0.3 s each in today's verifier, see the
-    report of issue 16 item 8), a *transient* DEADLINE_EXCEEDED: never cached, never a crash."""
+    """The provider's defaults (64 MiB per image, 1.5 s deadline), the request's own deadline.
+    Both images get their verdict: the unrelated one verified; the junk one its genuine
+    attestation verified, each of the 16 junk envelopes read within the budget refused for its
+    own reason (signed by nobody trusted), the 14 left over named LIMIT_EXCEEDED - never a
+    DEADLINE_EXCEEDED. This held once the store stopped copying every row's bytes to rank them
+    (3.2 s for this read before, ~0.05-0.3 s now), stopped serialising readers (the unrelated
+    image's empty lookup waited 2.3 s behind it, now under 1 ms) and each junk envelope was
+    parsed once (0.25 s to refuse one before, ~0.04 s now); measured in the report of issue 16
+    item 8."""
     store, repo, digest = junk_store
     counter = Counter()
     engine = world.engine(store=store, verify=counter)
@@ -165,13 +165,18 @@ def test_store_junk_does_not_delay_an_unrelated_image_at_the_defaults(world: Wor
         result = engine.verify_batch([key, other_key])
     finally:
         engine.close()
-    assert result.verdicts[other_key].to_json()["attestations"][0]["verified"] is True, result.errors
-    assert sum(len(c.data) for c in counter.calls if c.source == "imported") <= 64 * MiB
-    if key in result.errors:
-        err = result.errors[key]
-        assert err.reason == "DEADLINE_EXCEEDED" and err.transient, err
-    else:
-        assert result.verdicts[key].to_json()["attestations"][0]["verified"] is True
+    assert not result.errors, result.errors  # neither key transient: no DEADLINE_EXCEEDED
+    assert result.verdicts[other_key].to_json()["attestations"][0]["verified"] is True
+    imported = [c for c in counter.calls if c.source == "imported"]
+    assert 0 < sum(len(c.data) for c in imported) <= 64 * MiB
+    verdict = result.verdicts[key].to_json()
+    assert [a["source"] for a in verdict["attestations"] if a["verified"]] == ["cosign-tag"], verdict["attestations"]
+    junk = [a for a in verdict["attestations"] if a["source"] == "imported"]
+    assert len(junk) == len(imported) == 16, (len(junk), len(imported))
+    assert all(not a["verified"] and reasons(a) == ["SIGNATURE_INVALID"] for a in junk), [reasons(a) for a in junk]
+    over = [e for e in verdict["errors"] if e["reason"] == "LIMIT_EXCEEDED" and "attestationBytesPerImage" in e["message"]]
+    assert over, verdict["errors"]
+    assert not [e for e in verdict["errors"] if e["reason"] == "DEADLINE_EXCEEDED"], verdict["errors"]
 
 
 def test_request_budget_bounds_ten_images_of_junk_att_layers(world: World) -> None:
