@@ -277,8 +277,44 @@ def parse_envelope_obj(doc: Any, raw: bytes = b"") -> Envelope:
     return envelope
 
 
+# JSON values a DSSE envelope may hold before it is parsed, counted as the objects, arrays and
+# commas outside strings: a valid one holds 2 + its signatures containers and at most 2 + 2 per
+# signature commas (at most 51 with MAX_SIGNATURES); the bound is far above that, so that every
+# envelope the parser would accept, or refuse for its own reason, is still parsed.
+MAX_ENVELOPE_VALUES = 1024
+# one JSON string token, escapes included (the unrolled form: no per-character alternation)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _values_outside_strings(data: bytes) -> int:
+    """Opening brackets and commas outside JSON strings: about the number of values a parse
+    would build (an upper bound when ``data`` is not valid JSON, which the parser refuses
+    anyway). The string-aware count runs only when the plain count is over the bound: base64
+    (payload, signatures) holds none of these characters."""
+    def count(b: bytes) -> int:
+        return b.count(b"{") + b.count(b"[") + b.count(b",")
+
+    n = count(data)
+    return n if n <= MAX_ENVELOPE_VALUES else count(_JSON_STRING.sub(b"", data))
+
+
 def parse_envelope(data: bytes) -> Envelope:
-    """Parse a DSSE envelope from its exact bytes (kept in ``raw``)."""
+    """Parse a DSSE envelope from its exact bytes (kept in ``raw``).
+
+    Before the strict parse (a Python call per object, a walk of every node for the depth), a
+    byte-cheap count of its values: junk of megabytes of ``{}``, ``[]`` or numbers would take
+    seconds to parse strictly (issue 16 item 8) and can never be an envelope, whose values are
+    a few strings, one array and one object per signature; over ``MAX_ENVELOPE_VALUES`` it is
+    refused unparsed."""
+    values = _values_outside_strings(data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data))
+    if values > MAX_ENVELOPE_VALUES:
+        raise MalformedEnvelope(
+            f"the DSSE envelope holds about {values} JSON values (objects, arrays, list items), more than "
+            f"{MAX_ENVELOPE_VALUES}; an envelope holds a few strings, its signatures array and one object per "
+            f"signature (at most {MAX_SIGNATURES})",
+            reason="LIMIT_EXCEEDED",
+            hint="this is not a DSSE envelope; re-import the attestation as cosign wrote it",
+        )
     doc = strict_json(data, what="DSSE envelope", error=MalformedEnvelope)
     return parse_envelope_obj(doc, raw=bytes(data))
 

@@ -192,3 +192,38 @@ def test_the_standard_base64_check_matches_the_regular_expression_it_replaces() 
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(20000)]
     for s in samples:
         assert dsse.is_std_base64_text(s) == bool(regex.match(s)), repr(s)
+
+
+# ---------------------------------------------------------------- junk that is not an envelope
+
+
+@pytest.mark.parametrize("item", [b"{}", b"[]", b"1", b'"s"'])
+def test_megabytes_of_json_values_are_refused_before_the_strict_parse(calls: Calls, trusted: Any, item: bytes) -> None:
+    """4 MB of ``{}`` took 2 s to refuse (a Python call per object, a walk of every node), so 16
+    of them in the store made every admission of the image a DEADLINE_EXCEEDED."""
+    data = b'{"payload":"","payloadType":"x","signatures":[{"sig":"QQ=="}],"x":[' + b",".join([item] * 1_000_000) + b"]}"
+    result = verify_candidate(candidate(data), IMAGE_DIGEST, trust_for(key_authority(trusted)))
+    assert [e.reason for e in result.errors] == ["LIMIT_EXCEEDED"] and "JSON values" in result.errors[0].message
+    assert calls.json == [] and calls.statements == []
+
+
+def test_brackets_and_commas_inside_strings_do_not_count(trusted: Any) -> None:
+    """Sixteen signatures whose keyids, and a payloadType, are full of brackets and commas: the
+    count is of values outside strings, so the envelope is parsed and verifies as before."""
+    noise = '{[,\\"' * 400  # an escaped quote inside, too
+    env = json.loads(envelope_bytes(statement(), [trusted] * 16))
+    for s in env["signatures"]:
+        s["keyid"] = noise
+    data = json.dumps(env).encode()
+    assert data.count(b"{") + data.count(b"[") + data.count(b",") > dsse.MAX_ENVELOPE_VALUES
+    result = verify_candidate(candidate(data), IMAGE_DIGEST, trust_for(key_authority(trusted)))
+    assert result.verified, result.errors
+    env["payloadType"] = noise
+    result = verify_candidate(candidate(json.dumps(env).encode()), IMAGE_DIGEST, trust_for(key_authority(trusted)))
+    assert [e.reason for e in result.errors] == ["PAYLOAD_TYPE_INVALID"]
+
+
+def test_seventeen_signatures_keep_their_own_refusal(trusted: Any) -> None:
+    data = envelope_bytes(statement(), [trusted] * 17)
+    result = verify_candidate(candidate(data), IMAGE_DIGEST, trust_for(key_authority(trusted)))
+    assert [e.reason for e in result.errors] == ["LIMIT_EXCEEDED"] and "more than the limit of 16" in result.errors[0].message
