@@ -1,5 +1,6 @@
 """``stella rego path``: where this installation keeps the Rego library, the OPA bundles and
-the Gatekeeper templates (shipped in the wheel, :mod:`stellaops.bundled`)."""
+the Gatekeeper templates (shipped in the wheel, :mod:`stellaops.bundled`); ``stella rego input``:
+manifest files as one JSON ``kind: List`` for ``opa eval --input`` (:mod:`.rego_input`)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,35 @@ def path(what: str) -> None:
 
     \b
     Examples:
+      stella rego input deployment.yaml > input.json
       opa eval --fail-defined --format raw --bundle "$(stella rego path pipeline)" \\
-        --data constraint.yaml --input deployment.yaml \\
+        --data constraint.yaml --input input.json \\
         'data.stellaopsscanthresholds.violation[_].msg with input as {"review": {"object": input}, "parameters": data.spec.parameters}'
       kubectl apply -f "$(stella rego path templates)/requiresbom/template.yaml"
     """
     from ..bundled import shared_path
 
     click.echo(str(shared_path(what)))
+
+
+@rego.command("input")
+@click.argument("files", nargs=-1, metavar="FILE...")
+def input_(files: tuple[str, ...]) -> None:
+    """Print every document of every FILE (YAML or JSON; - for standard input) as one JSON
+    `kind: List`, for `opa eval --input`.
+
+    `opa eval --input file.yaml` reads only the FIRST document of a YAML file: a gate run on a
+    multi-document file judges one object and passes the rest. Convert first:
+
+    \b
+      stella rego input manifests/*.yaml > input.json
+      opa eval --fail-defined --format raw --bundle "$(stella rego path pipeline)" \\
+        --data constraint.yaml --input input.json \\
+        'data.stellaopsscanthresholds.violation[_].msg with input as {"review": {"object": input}, "parameters": data.spec.parameters}'
+
+    Exits 2, printing nothing, on input it cannot convert unchanged: no documents, a document
+    that is not an object, a duplicate key, invalid YAML, values JSON cannot hold.
+    """
+    from .rego_input import manifest_list_json
+
+    click.echo(manifest_list_json(files))
