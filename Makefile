@@ -27,8 +27,10 @@ tools: debs ## Build the pinned Go tools, etcd, kube-apiserver, kubectl and Gate
 
 IMAGE_NAME = localhost/stellaops/attest:e2e
 image: debs ## Build the provider image (buildah, Debian-packages base) for tests/kube, named by its source hash
-	@CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/tests/kube/containers.conf} deploy/scripts/build-image.sh --if-missing \
-	  --image $(IMAGE_NAME)-$$(deploy/scripts/build-image.sh --print-source-hash)
+	@export CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/tests/kube/containers.conf}; \
+	  want=$(IMAGE_NAME)-$$(deploy/scripts/build-image.sh --print-source-hash); \
+	  deploy/scripts/build-image.sh --if-missing --image $$want && \
+	  podman images --format '{{.Repository}}:{{.Tag}}' | grep -F '$(IMAGE_NAME)-' | grep -vxF "$$want" | xargs -r podman rmi >/dev/null
 
 tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop), the Kyverno CLI (slow), helm v4
 	@scripts/tools.sh cosign2 kyverno helm
