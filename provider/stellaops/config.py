@@ -5,8 +5,11 @@ files, unparsable keys and contradictory options raise :class:`ConfigError` nami
 the exact key path (``stellaops.yaml: attestation.authorities[1].key.path: …``). Verification
 never meets a bad key at admission time.
 
-Where the configuration comes from (every ``stella`` command, and the provider):
-``--config FILE``, else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml``, else built-in defaults.
+Where the configuration comes from (the provider and the ``stella`` commands): ``--config FILE``,
+else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml``, else built-in defaults. The verify commands
+(``stella attest verify``, ``verify-blob-attestation``: their exit code is a security gate) skip the
+``./stellaops.yaml`` step (``named_only=True``): a file that only the working directory supplies (a
+repository checkout in CI) never decides what is trusted (threat T-A12).
 
 Environment overrides use one scheme: ``STELLAOPS_<SECTION>__<KEY>[__<KEY>…]=<YAML scalar>``,
 matched case-insensitively against the documented keys, e.g. ``STELLAOPS_SERVER__DEADLINESECONDS=2``
@@ -780,13 +783,29 @@ def _build(doc: dict[str, Any], ctx: _Ctx) -> Config:
 # --------------------------------------------------------------------------- entry points
 
 
-def find_config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """``--config``, else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml`` if present, else None."""
+def find_config_path(
+    explicit: str | None = None, env: Mapping[str, str] | None = None, *, named_only: bool = False
+) -> str | None:
+    """``--config``, else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml`` if present, else None.
+
+    With ``named_only`` the ``./stellaops.yaml`` step is left out: only a file the operator named
+    counts (the verify commands, threat T-A12)."""
     env = os.environ if env is None else env
     if explicit:
         return explicit
     if env.get("STELLAOPS_CONFIG"):
         return env["STELLAOPS_CONFIG"]
+    if named_only:
+        return None
+    return DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else None
+
+
+def unnamed_working_directory_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """``./stellaops.yaml`` when it exists and only the working-directory fallback would have found
+    it (no ``--config``, no ``$STELLAOPS_CONFIG``); else None. What ``named_only`` leaves unread."""
+    env = os.environ if env is None else env
+    if explicit or env.get("STELLAOPS_CONFIG"):
+        return None
     return DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else None
 
 
@@ -819,10 +838,12 @@ def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> ConfigError:
     return ConfigError(f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}")
 
 
-def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None) -> Config:
-    """Load the configuration the way every ``stella`` command and the provider do."""
+def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None, named_only: bool = False) -> Config:
+    """Load the configuration the way the ``stella`` commands and the provider do; with
+    ``named_only`` only a file named by ``path`` or ``$STELLAOPS_CONFIG`` is read (else the
+    built-in defaults, with the environment overrides), never ``./stellaops.yaml`` on its own."""
     env = os.environ if env is None else env
-    found = find_config_path(path, env)
+    found = find_config_path(path, env, named_only=named_only)
     if found is None:
         return parse_config("", source="<defaults>", env=env)
     p = Path(found)

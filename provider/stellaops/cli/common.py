@@ -14,6 +14,30 @@ from ..errors import KeyLoadError, StellaError
 config_option = click.option(
     "--config", "config_path", metavar="FILE", help="stellaops.yaml (default: $STELLAOPS_CONFIG, then ./stellaops.yaml)."
 )
+# the verify commands: their exit code is a security gate, so no ./stellaops.yaml fallback (T-A12)
+named_config_option = click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="stellaops.yaml to read (default: $STELLAOPS_CONFIG; ./stellaops.yaml is read only when named, e.g. --config ./stellaops.yaml).",
+)
+
+NOT_READ_NOTE = (
+    "Note: ./stellaops.yaml was not read: verify reads a configuration only when it is named "
+    "(--config ./stellaops.yaml or $STELLAOPS_CONFIG), so a file in the working directory cannot change what is trusted"
+)
+
+
+def load_named_config(config_path: str | None) -> Any:
+    """The configuration of a verify command: the file named by ``--config`` or
+    ``$STELLAOPS_CONFIG``, else the built-in defaults — never ``./stellaops.yaml`` found only in
+    the working directory (in CI that is the checkout, which whoever controls the repository
+    writes). When such a file is there, one line on stderr says it was not read and how to use it."""
+    from ..config import load_config, unnamed_working_directory_config
+
+    if unnamed_working_directory_config(config_path) is not None:
+        click.echo(NOT_READ_NOTE, err=True)
+    return load_config(config_path, named_only=True)
 output_option = click.option(
     "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
 )

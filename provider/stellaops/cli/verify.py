@@ -1,7 +1,9 @@
 """``stella attest verify`` and ``stella attest verify-blob-attestation`` (cosign's flags).
 
 Both build a :class:`TrustConfig` from the flags (``--key`` or the keyless identity flags, the
-trust root, ``--insecure-ignore-tlog``) — or, with none of those flags, take the configured one —
+trust root, ``--insecure-ignore-tlog``) — or, with none of those flags, take the configured one,
+from a configuration the operator named (``--config``/``$STELLAOPS_CONFIG``, never an unnamed
+``./stellaops.yaml``: threat T-A12) —
 and verify every attestation with :func:`stellaops.verify.attestation.verify_candidate`. Exit 0
 only when at least one attestation of the wanted ``--type`` verifies (as cosign). Regexps match
 the **whole** value (stricter than cosign, ``docs/verification.md``).
@@ -24,7 +26,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, KeyLoadError, RequestError, StellaError, VerificationError
-from .common import PREDICATE_TYPE, config_option, output_option, progress_option, verbose_option
+from .common import PREDICATE_TYPE, load_named_config, named_config_option, output_option, progress_option, verbose_option
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGEST_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -71,7 +73,7 @@ def _trust_options(func: Any) -> Any:
             "dev.sigstore.cosign/rfc3161timestamp annotations are then verified (as cosign).",
         ),
         output_option,
-        config_option,
+        named_config_option,
         verbose_option,
     ]
     for option in reversed(options):
@@ -152,12 +154,16 @@ def build_trust(
     tuf_mirror: str | None = None,
     tuf_root: str | None = None,
 ) -> tuple[Any, Any]:
-    """(TrustConfig, Config) from the flags, or from the configuration when no authority flag is given."""
-    from ..config import load_config
+    """(TrustConfig, Config) from the flags, or from the configuration when no authority flag is given.
+
+    The configuration is only one the operator named (``--config``, ``$STELLAOPS_CONFIG``): a
+    ``./stellaops.yaml`` found in the working directory alone is not read (T-A12,
+    :func:`.common.load_named_config`). What a named configuration still gives next to the flags
+    is listed in ``docs/cli.md`` ("Where verify takes its trust from")."""
     from ..trust import KeyAuthority, KeylessAuthority, SigstoreRoots, TrustConfig
     from ..verify import keys
 
-    config = load_config(config_path)
+    config = load_named_config(config_path)
     keyless_flags = any((identity, identity_re, issuer, issuer_re))
     if identity and identity_re:
         raise RequestError("give --certificate-identity or --certificate-identity-regexp, not both")
@@ -221,7 +227,8 @@ def build_trust(
         if not authorities:
             raise RequestError(
                 "no authority to verify against: give --key, or --certificate-identity[-regexp] with "
-                "--certificate-oidc-issuer[-regexp], or configure attestation.authorities",
+                "--certificate-oidc-issuer[-regexp], or name a configuration with attestation.authorities "
+                f"(--config FILE or $STELLAOPS_CONFIG; read: {config.source})",
                 hint="e.g. stella attest verify IMAGE --key cosign.pub --type TYPE",
             )
     needs_roots = require_tlog or any(isinstance(a, KeylessAuthority) for a in authorities)
@@ -229,7 +236,8 @@ def build_trust(
         if offline:
             raise ConfigError(
                 "offline verification of keyless signatures or transparency-log entries needs a trust root",
-                hint="pass --trusted-root trusted_root.json (or --insecure-ignore-tlog for key signatures)",
+                hint="pass --trusted-root trusted_root.json, or --config FILE naming attestation.trustRoots "
+                "(or --insecure-ignore-tlog for key signatures)",
             )
         roots = SigstoreRoots(public_good=True, offline=False)
     if roots is not None and offline:
