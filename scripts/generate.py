@@ -12,7 +12,9 @@ Outputs (all committed, never edited by hand):
   library files, the gatekeeper transport]}}]`` (Gatekeeper >= v3.19; no ``import rego.v1``).
 - ``deploy/gatekeeper/<policy>/samples/``: copies of the policy's samples.
 - ``rego/bundles/pipeline/``: an OPA bundle for ``opa eval`` in pipelines: the core library, the
-  http transport and every policy's ``src.rego`` (tests left out), with a ``.manifest``.
+  http transport (with ``lib.stellaops.pipeline``) and every policy's ``src.rego`` (tests left
+  out) with ``PIPELINE_GUARD`` added: in a pipeline every object the library cannot read images
+  from is denied (threat T-F43); with a ``.manifest``.
 
 gatekeeper-library does this with gomplate (scripts/generate.sh); we need YAML-aware schema
 includes and a round-trip check, so it is a small Python script instead.
@@ -143,6 +145,28 @@ def template(policy: Path, common: dict[str, Any]) -> str:
     return out
 
 
+# Added to every policy in the pipeline bundle only (threat T-F43): in a pipeline no constraint
+# `match` chooses the kinds a policy sees, so an object whose images the library cannot read is
+# denied instead of passing unchecked. Gatekeeper templates do not get it: a constraint there
+# may match every kind, and a ConfigMap must pass.
+PIPELINE_GUARD = """
+# Added by scripts/generate.py to the pipeline bundle only (threat T-F43): every object of the
+# input the library cannot read images from (an unknown kind, a malformed or too deeply nested
+# List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
+violation contains {"msg": msg} if {
+	some msg in stellaops.unjudged(input.review.object)
+}
+"""
+
+
+def pipeline_policy(src: Path) -> str:
+    """A policy's src.rego as the pipeline bundle holds it: with PIPELINE_GUARD."""
+    rego = src.read_text(encoding="utf-8")
+    if "import data.lib.stellaops\n" not in rego:
+        raise GenerateError(f"{_rel(src)}: a policy must `import data.lib.stellaops` (the pipeline bundle adds stellaops.unjudged to it)")
+    return HEADER.format(src=_rel(src)) + rego + PIPELINE_GUARD
+
+
 def pipeline_bundle(policies: list[Path]) -> dict[Path, str]:
     """rego/bundles/pipeline/: core + http transport + policies, for opa eval."""
     files: dict[Path, str] = {}
@@ -155,7 +179,7 @@ def pipeline_bundle(policies: list[Path]) -> dict[Path, str]:
         name = yaml.safe_load((policy / "constraint.tmpl").read_text(encoding="utf-8"))["metadata"]["name"]
         roots.append(name)
         src = policy / "src.rego"
-        files[PIPELINE / name / "src.rego"] = HEADER.format(src=_rel(src)) + src.read_text(encoding="utf-8")
+        files[PIPELINE / name / "src.rego"] = pipeline_policy(src)
     manifest = {"revision": "", "roots": roots, "rego_version": 1}
     files[PIPELINE / ".manifest"] = json.dumps(manifest, indent=2) + "\n"
     return files

@@ -43,3 +43,10 @@ _sbom_problems(summary, formats, min_components) := {sprintf("has format <%v>; a
 } | {sprintf("lists %v components; at least %v are required", [object.get(summary, "componentCount", 0), min_components]) |
 	object.get(summary, "componentCount", 0) < min_components
 }
+
+# Added by scripts/generate.py to the pipeline bundle only (threat T-F43): every object of the
+# input the library cannot read images from (an unknown kind, a malformed or too deeply nested
+# List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
+violation contains {"msg": msg} if {
+	some msg in stellaops.unjudged(input.review.object)
+}

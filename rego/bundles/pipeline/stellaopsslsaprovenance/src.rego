@@ -61,3 +61,10 @@ _builder_ok(builder, builders) if builder in builders
 _source_ok(_, pattern) if pattern == ""
 
 _source_ok(source, pattern) if stellaops.matches_whole(pattern, source)
+
+# Added by scripts/generate.py to the pipeline bundle only (threat T-F43): every object of the
+# input the library cannot read images from (an unknown kind, a malformed or too deeply nested
+# List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
+violation contains {"msg": msg} if {
+	some msg in stellaops.unjudged(input.review.object)
+}

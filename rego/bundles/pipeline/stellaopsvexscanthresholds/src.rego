@@ -34,3 +34,10 @@ violation contains {"msg": msg} if {
 	some denial in stellaops.denials(verdict, {view.digest: _problems(view) | some view in stellaops.views(verdict)})
 	msg := sprintf("%s: %s", [stellaops.describe(c), denial])
 }
+
+# Added by scripts/generate.py to the pipeline bundle only (threat T-F43): every object of the
+# input the library cannot read images from (an unknown kind, a malformed or too deeply nested
+# List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
+violation contains {"msg": msg} if {
+	some msg in stellaops.unjudged(input.review.object)
+}
