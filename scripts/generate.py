@@ -154,7 +154,7 @@ PIPELINE_GUARD = """
 # input the library cannot read images from (an unknown kind, a malformed or too deeply nested
 # List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
 violation contains {"msg": msg} if {
-	some msg in stellaops.unjudged(input.review.object)
+	some msg in data.lib.stellaops.pipeline.unjudged(input.review.object)
 }
 """
 
@@ -162,8 +162,6 @@ violation contains {"msg": msg} if {
 def pipeline_policy(src: Path) -> str:
     """A policy's src.rego as the pipeline bundle holds it: with PIPELINE_GUARD."""
     rego = src.read_text(encoding="utf-8")
-    if "import data.lib.stellaops\n" not in rego:
-        raise GenerateError(f"{_rel(src)}: a policy must `import data.lib.stellaops` (the pipeline bundle adds stellaops.unjudged to it)")
     return HEADER.format(src=_rel(src)) + rego + PIPELINE_GUARD
 
 

@@ -40,5 +40,5 @@ violation contains {"msg": msg} if {
 # input the library cannot read images from (an unknown kind, a malformed or too deeply nested
 # List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
 violation contains {"msg": msg} if {
-	some msg in stellaops.unjudged(input.review.object)
+	some msg in data.lib.stellaops.pipeline.unjudged(input.review.object)
 }

@@ -48,5 +48,5 @@ _sbom_problems(summary, formats, min_components) := {sprintf("has format <%v>; a
 # input the library cannot read images from (an unknown kind, a malformed or too deeply nested
 # List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
 violation contains {"msg": msg} if {
-	some msg in stellaops.unjudged(input.review.object)
+	some msg in data.lib.stellaops.pipeline.unjudged(input.review.object)
 }
