@@ -281,3 +281,12 @@ def test_t_f43_gatekeeper_templates_do_not_deny_unknown_kinds(policy: str, tmp_p
         assert _template_violations(policy, resource, parameters, tmp_path) == [], resource["kind"]
     # control: the same template denies an unsigned Pod (the stub's recorded unsigned verdict)
     assert _template_violations(policy, pod("registry.example.com/app:recorded-unsigned"), parameters, tmp_path)
+
+
+def test_t_f43_the_documented_recipe_converts_first() -> None:
+    """docs/policies.md gives the recipe this file runs, and says why: opa reads one document."""
+    text = (ROOT / "docs" / "policies.md").read_text()
+    section = text.split("## Pipelines: `opa eval`", 1)[1].split("\n## ", 1)[0]
+    assert "stella rego input manifests/*.yaml > input.json" in section and "--input input.json" in section
+    assert "reads only the first document of a YAML file" in section
+    assert "data.lib.stellaops.pipeline.seed_deny[_]" in text
