@@ -286,16 +286,16 @@ MAX_ENVELOPE_VALUES = 1024
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
-def _values_outside_strings(data: bytes) -> int:
+def values_outside_strings(data: bytes, limit: int = MAX_ENVELOPE_VALUES) -> int:
     """Opening brackets and commas outside JSON strings: about the number of values a parse
     would build (an upper bound when ``data`` is not valid JSON, which the parser refuses
-    anyway). The string-aware count runs only when the plain count is over the bound: base64
-    (payload, signatures) holds none of these characters."""
+    anyway). The string-aware count runs only when the plain count is over ``limit``: base64
+    (payloads, signatures, certificates) holds none of these characters."""
     def count(b: bytes) -> int:
         return b.count(b"{") + b.count(b"[") + b.count(b",")
 
     n = count(data)
-    return n if n <= MAX_ENVELOPE_VALUES else count(_JSON_STRING.sub(b"", data))
+    return n if n <= limit else count(_JSON_STRING.sub(b"", data))
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -306,7 +306,7 @@ def parse_envelope(data: bytes) -> Envelope:
     seconds to parse strictly (issue 16 item 8) and can never be an envelope, whose values are
     a few strings, one array and one object per signature; over ``MAX_ENVELOPE_VALUES`` it is
     refused unparsed."""
-    values = _values_outside_strings(data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data))
+    values = values_outside_strings(data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data))
     if values > MAX_ENVELOPE_VALUES:
         raise MalformedEnvelope(
             f"the DSSE envelope holds about {values} JSON values (objects, arrays, list items), more than "

@@ -95,7 +95,20 @@ class _Material:
     bundle_timestamps: list[Any] = field(default_factory=list)  # timestampVerificationData.rfc3161Timestamps, unverified
 
 
+# JSON values (objects, arrays, list items outside strings) a sigstore bundle may hold before it
+# is parsed: a real one holds a few hundred at most (10 certificates, 8 log entries with their
+# inclusion proofs' hashes, timestamps); megabytes of `{}` would take seconds to parse strictly
+BUNDLE_MAX_VALUES = 8192
+
+
 def _parse_bundle(data: bytes) -> _Material:
+    values = dsse.values_outside_strings(bytes(data), BUNDLE_MAX_VALUES)
+    if values > BUNDLE_MAX_VALUES:
+        raise dsse.MalformedEnvelope(
+            f"the sigstore bundle holds about {values} JSON values (objects, arrays, list items), more than {BUNDLE_MAX_VALUES}",
+            reason="LIMIT_EXCEEDED",
+            hint="this is not a sigstore bundle; re-import the attestation as cosign wrote it",
+        )
     doc = dsse.strict_json(data, what="sigstore bundle", error=dsse.MalformedEnvelope)
     if not isinstance(doc, dict):
         raise dsse.MalformedEnvelope("a sigstore bundle must be a JSON object")

@@ -227,3 +227,10 @@ def test_seventeen_signatures_keep_their_own_refusal(trusted: Any) -> None:
     data = envelope_bytes(statement(), [trusted] * 17)
     result = verify_candidate(candidate(data), IMAGE_DIGEST, trust_for(key_authority(trusted)))
     assert [e.reason for e in result.errors] == ["LIMIT_EXCEEDED"] and "more than the limit of 16" in result.errors[0].message
+
+
+def test_a_bundle_of_megabytes_of_json_values_is_refused_before_the_strict_parse(calls: Calls, trusted: Any) -> None:
+    data = b'{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","x":[' + b",".join([b"{}"] * 1_000_000) + b"]}"
+    result = verify_candidate(candidate(data, kind="bundle"), IMAGE_DIGEST, trust_for(key_authority(trusted)))
+    assert [e.reason for e in result.errors] == ["LIMIT_EXCEEDED"] and "JSON values" in result.errors[0].message
+    assert calls.json == []
