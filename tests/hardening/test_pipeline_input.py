@@ -65,6 +65,8 @@ def attack_files(image: str) -> dict[str, str]:
         "multi.yaml": multi(CONFIGMAP, deployment(image, "evil")),
         "list.yaml": yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [deployment(image, "evil")]}),
         "podlist.yaml": yaml.safe_dump({"apiVersion": "v1", "kind": "PodList", "items": [pod(image)]}),
+        # kubectl decodes ANY object with a top-level `items` as a list and applies its items
+        "items.yaml": yaml.safe_dump(dict(CONFIGMAP, items=[deployment(image, "evil")])),
     }
 
 
@@ -115,7 +117,7 @@ def seed_recipe(world: IndexWorld, files: list[Path], tmp: Path) -> tuple[int, l
 
 # --- the attack, through the documented recipe: denied by every shipped policy ---------------------
 
-@pytest.mark.parametrize("variant", ["multi.yaml", "list.yaml", "podlist.yaml"])
+@pytest.mark.parametrize("variant", ["multi.yaml", "list.yaml", "podlist.yaml", "items.yaml"])
 @pytest.mark.parametrize("policy", sorted(CASES))
 def test_t_f43_every_document_and_list_item_is_judged(world: IndexWorld, policy: str, variant: str, tmp_path: Path) -> None:  # noqa: F811
     package, parameters = CASES[policy]
@@ -127,7 +129,7 @@ def test_t_f43_every_document_and_list_item_is_judged(world: IndexWorld, policy:
     assert msgs and all(bad in m for m in msgs), msgs
 
 
-@pytest.mark.parametrize("variant", ["list.yaml", "podlist.yaml"])
+@pytest.mark.parametrize("variant", ["list.yaml", "podlist.yaml", "items.yaml"])
 def test_t_f43_a_list_given_to_opa_directly_is_judged_too(world: IndexWorld, variant: str, tmp_path: Path) -> None:  # noqa: F811
     """Without the converter (`opa eval --input list.yaml`): the library reads the List's items."""
     package, parameters = CASES["requireattestations"]

@@ -28,3 +28,7 @@ test_success_lists_read_to_max_depth_only if {
 	stellaops.containers(deep) == {{"kind": "container", "name": "c", "image": "img/4"}}
 	stellaops.containers(_list([deep])) == set() # the pipeline denies it (pipeline_test.rego)
 }
+
+test_success_any_object_with_items_is_read_as_a_list if {
+	stellaops.containers({"apiVersion": "v1", "kind": "ConfigMap", "items": [_pod("img/hidden")]}) == {{"kind": "container", "name": "c", "image": "img/hidden"}}
+}

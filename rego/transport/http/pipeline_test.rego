@@ -77,3 +77,7 @@ test_violation_when_kind_unknown_or_in_another_group if {
 test_violation_when_list_has_no_items_array if {
 	pipeline.unjudged({"apiVersion": "v1", "kind": "List", "metadata": {"name": "l"}, "items": {"a": _pod("x", {})}}) == {"List <l>: it is a List without an items array: there is nothing in it to judge, which is not what it claims"}
 }
+
+test_violation_when_an_object_has_items_that_are_not_an_array if {
+	pipeline.unjudged({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "items": "x"}) == {"ConfigMap <c>: it is a List without an items array: there is nothing in it to judge, which is not what it claims"}
+}

@@ -26,10 +26,18 @@ pod_spec(resource) := resource.spec if {
 
 max_list_depth := 4
 
-# is_list(resource): the object is a List kind (its kind ends in "List"), whose items are objects.
+# is_list(resource): the object is a List kind (its kind ends in "List"), whose items are objects,
+# or it has a top-level `items` field of any kind: kubectl decodes every object with `items` as a
+# list (apimachinery's unstructured decoder looks for the field, not the kind) and applies the
+# items, so a `kind: ConfigMap` with `items: [a Deployment]` deploys the Deployment.
 is_list(resource) if {
 	is_string(resource.kind)
 	endswith(resource.kind, "List")
+}
+
+is_list(resource) if {
+	is_object(resource)
+	"items" in object.keys(resource)
 }
 
 # objects(resource): the object itself and every item of every List in it, down to
