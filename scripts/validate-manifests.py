@@ -110,8 +110,13 @@ def discover(root: Path) -> list[Path]:
     resources that only make sense built)."""
     kdirs = sorted({p.parent for p in root.rglob("kustomization.y*ml")})
     targets: list[Path] = [d for d in kdirs if _kustomization_kind(d) != "Component"]
+    # Helm charts are templates, not objects: tests/kube/test_11_helm.py validates what
+    # `helm template` renders from them.
+    charts = sorted({p.parent for p in root.rglob("Chart.yaml")})
     for f in sorted(root.rglob("*.y*ml")):
         if any(d == f.parent or d in f.parents for d in kdirs):
+            continue
+        if any(c == f.parent or c in f.parents for c in charts):
             continue
         if any(f.match(pat) for pat in NOT_OBJECTS):
             continue

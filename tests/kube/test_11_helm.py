@@ -1,4 +1,4 @@
-"""The Helm chart (charts/stellaops-attest): `helm lint`, `helm template` validated like the
+"""The Helm chart (deploy/helm/stellaops-attest): `helm lint`, `helm template` validated like the
 kustomize output (Kubernetes and Gatekeeper schemas), its required values refused with their
 message, and `helm install` into the loopback API server, whose objects serve a real provider.
 
@@ -23,7 +23,7 @@ from tests.fixtures.kube import KubeStack, free_port
 from tests.fixtures.tools import ROOT, TOOLS_BIN
 from tests.kube.conftest import DEPLOY, ProviderPod, _run, vm
 
-CHART = ROOT / "charts" / "stellaops-attest"
+CHART = ROOT / "deploy" / "helm" / "stellaops-attest"
 HELM = TOOLS_BIN / "helm"
 NS = "stellaops-helm"
 
