@@ -292,3 +292,11 @@ def test_t_f43_the_documented_recipe_converts_first() -> None:
     assert "stella rego input manifests/*.yaml > input.json" in section and "--input input.json" in section
     assert "reads only the first document of a YAML file" in section
     assert "data.lib.stellaops.pipeline.seed_deny[_]" in text
+
+
+def test_stella_rego_input_reads_merge_keys_as_yaml_does(tmp_path: Path) -> None:
+    """`<<: *base` then an explicit key overrides the merged one (YAML's rule): not a duplicate."""
+    (tmp_path / "m.yaml").write_text("base: &b {image: x, name: c}\nkind: Pod\nspec:\n  containers:\n  - <<: *b\n    image: y\n")
+    proc = stella_input(tmp_path, "m.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["items"][0]["spec"]["containers"] == [{"image": "y", "name": "c"}]

@@ -44,6 +44,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden, as YAML says
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
@@ -115,6 +117,16 @@ def _yaml_documents(text: str, name: str) -> list[Any]:
     return docs
 
 
+def _yaml_error_text(exc: yaml.YAMLError) -> str:
+    """`duplicate key 'kind' …, line 2, column 1` or `not valid YAML: …, line 3, column 7`."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    what = "" if problem.startswith("duplicate key") else "not valid YAML: "
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{what}{problem}{where}" + (f" ({context})" if context else "")
+
+
 def read_documents(name: str, data: bytes) -> list[dict[str, Any]]:
     """Every non-empty document of one file (``name`` only names it in errors), each a mapping."""
     if len(data) > MAX_FILE_BYTES:
@@ -130,8 +142,7 @@ def read_documents(name: str, data: bytes) -> list[dict[str, Any]]:
     except ValueError as exc:  # duplicate JSON key
         raise ManifestInputError(f"{name}: {exc}") from exc
     except yaml.YAMLError as exc:
-        what = "duplicate key" if "duplicate key" in str(exc) else "not valid YAML"
-        raise ManifestInputError(f"{name}: {what}: {exc}".replace("\n", " ")) from exc
+        raise ManifestInputError(f"{name}: {_yaml_error_text(exc)}") from exc
     out: list[dict[str, Any]] = []
     for n, doc in enumerate(docs, 1):
         if doc is None:  # an empty document (`---` twice, a trailing `---`): kubectl skips it too
