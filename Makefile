@@ -21,7 +21,7 @@ venv: $(STAMP) ## Create the virtualenv with the package and test dependencies
 debs: ## Install the Debian packages the tests use (when missing)
 	@scripts/debs.sh
 
-tools: debs ## Build the pinned Go tools, etcd, kube-apiserver, kubectl and Gatekeeper (cached in ~/.cache/stellaops/tools)
+tools: debs ## Build the pinned Go tools, etcd, kube-apiserver, kubectl, Gatekeeper and helm (cached in ~/.cache/stellaops/tools)
 	@scripts/tools.sh
 	@if [ -x tests/gatekeeper/build.sh ]; then tests/gatekeeper/build.sh; fi
 
@@ -32,10 +32,11 @@ image: debs ## Build the provider image (buildah, Debian-packages base) for test
 	  deploy/scripts/build-image.sh --if-missing --image $$want && \
 	  podman images --format '{{.Repository}}:{{.Tag}}' | grep -F '$(IMAGE_NAME)-' | grep -vxF "$$want" | xargs -r podman rmi >/dev/null
 
-tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop), the Kyverno CLI (slow), helm v4
-	@scripts/tools.sh cosign2 kyverno helm
+tools-optional: ## Also build the optional tools: cosign v2.6.4 (legacy interop) and the Kyverno CLI (slow)
+	@scripts/tools.sh cosign2 kyverno
 
-demo: venv tools ## The main job, end to end: registry, sign, attach, provider verdict, Rego decision
+demo: venv ## The main job, end to end: registry, sign, attach, provider verdict, Rego decision
+	@scripts/tools.sh opa ocireg crane  # only what the demo runs (make test builds everything)
 	@$(PY) scripts/demo.py
 
 generate: venv ## Regenerate deploy/gatekeeper templates from rego/policies

@@ -19,7 +19,7 @@ CTGO_VERSION=v1.4.0          # certificate-transparency-go ct_server: the CT log
 ETCD_VERSION=v3.6.8          # etcd server for the API server
 KUBE_VERSION=v1.36.3         # kube-apiserver and kubectl (Gatekeeper v3.23.1's client libraries are v0.36.x)
 GATEKEEPER_VERSION=v3.23.1   # the Gatekeeper manager itself (the same pins as tests/gatekeeper/harness)
-HELM_VERSION=v4.3.2          # optional: helm lint/template/install of deploy/helm/stellaops-attest
+HELM_VERSION=v4.3.2          # helm lint/template/install of deploy/helm/stellaops-attest
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STELLAOPS_TOOLS_CACHE:-$HOME/.cache/stellaops/tools}
@@ -154,11 +154,10 @@ build_gatekeeper() {
 
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(opa ocireg registry crane cosign timestamp-server fulcio rekor-server trillian_log_server trillian_log_signer createtree ct_server etcd kubernetes gatekeeper)
+  want=(opa ocireg registry crane cosign timestamp-server fulcio rekor-server trillian_log_server trillian_log_signer createtree ct_server etcd kubernetes gatekeeper helm)
   # optional tools: linked when a previous `scripts/tools.sh cosign2|kyverno` built them
   [ -x "$cache/cosign2-$COSIGN2_VERSION/bin/cosign" ] && want+=(cosign2)
   [ -x "$cache/kyverno-$KYVERNO_VERSION/bin/kyverno" ] && want+=(kyverno)
-  [ -x "$cache/helm-$HELM_VERSION/bin/helm" ] && want+=(helm)
 fi
 for t in "${want[@]}"; do
   case "$t" in
