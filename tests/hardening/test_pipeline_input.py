@@ -300,3 +300,18 @@ def test_stella_rego_input_reads_merge_keys_as_yaml_does(tmp_path: Path) -> None
     proc = stella_input(tmp_path, "m.yaml")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["items"][0]["spec"]["containers"] == [{"image": "y", "name": "c"}]
+
+
+@pytest.mark.parametrize("policy", sorted(CASES))
+def test_t_f43_a_query_without_the_review_wrapper_is_denied(world: IndexWorld, policy: str, tmp_path: Path) -> None:  # noqa: F811
+    """`opa eval --input input.json 'data.<policy>.violation[_].msg'`, the `with input as
+    {"review": …}` forgotten: the policy sees no object, so it judges nothing: denied, not passed."""
+    package, _ = CASES[policy]
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump(deployment(world.images["E"])))
+    conv = stella_input(tmp_path, "in.yaml")
+    (tmp_path / "input.json").write_text(conv.stdout)
+    for extra in (["--input", str(tmp_path / "input.json")], []):  # and no --input at all
+        proc = subprocess.run([tool("opa"), "eval", "--fail-defined", "--format", "raw", "--bundle", str(PIPELINE), *extra,
+                               f"data.{package}.violation[_].msg"], capture_output=True, text=True, timeout=120, env=_env(world))
+        assert proc.returncode == 1, (extra, proc.stdout, proc.stderr)
+        assert "no review.object" in proc.stdout, proc.stdout

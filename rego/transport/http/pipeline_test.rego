@@ -81,3 +81,10 @@ test_violation_when_list_has_no_items_array if {
 test_violation_when_an_object_has_items_that_are_not_an_array if {
 	pipeline.unjudged({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "items": "x"}) == {"ConfigMap <c>: it is a List without an items array: there is nothing in it to judge, which is not what it claims"}
 }
+
+test_success_has_review_object if {
+	pipeline.has_review_object with input as {"review": {"object": {"kind": "Pod"}}}
+	not pipeline.has_review_object with input as {"apiVersion": "v1", "kind": "List", "items": []}
+	not pipeline.has_review_object with input as {"review": "x"}
+	contains(pipeline.no_review_object, "stella rego input")
+}

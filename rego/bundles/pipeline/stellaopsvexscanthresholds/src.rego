@@ -37,7 +37,13 @@ violation contains {"msg": msg} if {
 
 # Added by scripts/generate.py to the pipeline bundle only (threat T-F43): every object of the
 # input the library cannot read images from (an unknown kind, a malformed or too deeply nested
-# List) is denied, naming it. Gatekeeper templates leave this to the constraint's match.
+# List) is denied, naming it, and so is an input without review.object (a query that forgot
+# `with input as {"review": {"object": input}, …}` judges nothing). Gatekeeper templates leave
+# this to the constraint's match.
 violation contains {"msg": msg} if {
 	some msg in data.lib.stellaops.pipeline.unjudged(input.review.object)
+}
+
+violation contains {"msg": data.lib.stellaops.pipeline.no_review_object} if {
+	not data.lib.stellaops.pipeline.has_review_object
 }

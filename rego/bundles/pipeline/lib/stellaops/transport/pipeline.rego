@@ -45,6 +45,17 @@ _seed_checks(resource, container) if {
 	container.kind == "container"
 }
 
+# has_review_object: the input has the object Gatekeeper's input carries (input.review.object).
+# A query without `with input as {"review": {"object": input}, …}` (or without --input) has none,
+# and a policy would judge nothing: every policy in the pipeline bundle denies then.
+has_review_object if "object" in object.keys(input.review)
+
+no_review_object := concat("", [
+	"the input has no review.object, so nothing was judged: convert the manifests with `stella rego input FILE... > input.json`, ",
+	"give opa --input input.json and wrap it: 'data.<policy>.violation[_].msg with input as {\"review\": {\"object\": input}, \"parameters\": data.spec.parameters}' ",
+	"(docs/policies.md, \"Pipelines: opa eval\")",
+])
+
 # ---------------------------------------------------------------------------------------------
 # Judging every object (pipelines)
 # ---------------------------------------------------------------------------------------------
