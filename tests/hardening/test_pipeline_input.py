@@ -315,3 +315,42 @@ def test_t_f43_a_query_without_the_review_wrapper_is_denied(world: IndexWorld, p
                                f"data.{package}.violation[_].msg"], capture_output=True, text=True, timeout=120, env=_env(world))
         assert proc.returncode == 1, (extra, proc.stdout, proc.stderr)
         assert "no review.object" in proc.stdout, proc.stdout
+
+
+def _kubectl_objects(f: Path, tmp: Path) -> list[str]:
+    """What `kubectl apply -f` would act on, read by kubectl itself without a cluster
+    (`kubectl label --local` runs the same file builder and decoder), as `kind/name`."""
+    proc = subprocess.run([tool("kubectl"), "label", "--local", "-f", str(f), "t-f43=1", "-o", "name"], capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(tmp / "none"), "HOME": str(tmp)})
+    if proc.returncode != 0:
+        return [f"refused: {proc.stderr.strip()}"]
+    return sorted(f"{line.split('/')[0].split('.')[0]}/{line.split('/', 1)[1]}" for line in proc.stdout.split())
+
+
+def _gate_objects(f: Path, tmp: Path) -> list[str]:
+    conv = stella_input(tmp, str(f))
+    assert conv.returncode == 0, conv.stderr
+    (tmp / "input.json").write_text(conv.stdout)
+    query = ('x := [sprintf("%s/%s", [lower(e.object.kind), e.object.metadata.name]) | '
+             "some e in data.lib.stellaops.objects(input); not data.lib.stellaops.is_list(e.object)]")
+    proc = subprocess.run([tool("opa"), "eval", "--format", "json", "--bundle", str(PIPELINE), "--input", str(tmp / "input.json"), query],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(json.loads(proc.stdout)["result"][0]["bindings"]["x"])
+
+
+@pytest.mark.parametrize("variant", ["multi.yaml", "list.yaml", "podlist.yaml", "items.yaml", "nested.yaml"])
+def test_t_f43_the_gate_reads_the_objects_kubectl_applies(variant: str, tmp_path: Path) -> None:
+    """kubectl's own reading of each attack file (it applies the Deployment inside a ConfigMap's
+    top-level `items`, not the ConfigMap) is exactly the set of objects the gate judges."""
+    files = dict(attack_files("r/x:1"))
+    files["nested.yaml"] = multi(CONFIGMAP, {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "DeploymentList", "items": [deployment("r/x:1", "d1")]}, pod("r/y:1")]})
+    f = tmp_path / variant
+    f.write_text(files[variant])
+    kubectl = _kubectl_objects(f, tmp_path)
+    if variant == "nested.yaml":  # kubectl refuses a List inside a List; the gate reads it anyway (stricter)
+        assert kubectl[0].startswith("refused: ") and "not a list" in kubectl[0], kubectl
+        assert _gate_objects(f, tmp_path) == ["configmap/harmless", "deployment/d1", "pod/p"]
+        return
+    assert kubectl and _gate_objects(f, tmp_path) == kubectl
