@@ -22,7 +22,8 @@ Sources, for the image digest and — when it is an index — for each platform 
 2. **cosign's legacy tag** ``sha256-<hex>.att``: one candidate per DSSE layer, the layer bytes
    kept verbatim, ``dev.sigstore.cosign/*`` annotations carried in ``Candidate.cosign``.
 3. **The imported-attestation store**: ``store.find_by_digest(digest, per_tenant=…, max_bytes=…)``,
-   inside the image's byte budget.
+   inside a byte budget of its own (``limits.attestationBytesPerImage`` again, apart from the
+   registry's), shared fairly between the targets of an index.
 
 Duplicates: one candidate per (source, location). The same envelope found in several places
 (a bundle referrer *and* an ``.att`` layer, as ``stella attest attach`` writes by default) is
@@ -30,8 +31,11 @@ kept once per place; verification deduplicates by envelope digest.
 
 Failures: a listing that cannot be read fails the whole discovery (definitive errors are
 per-key verdict errors; transient ones propagate as such). A single referrer or layer that
-cannot be fetched or is malformed is skipped and recorded in :attr:`Discovery.problems`:
-skipping can only hide an attestation, never make one pass.
+cannot be fetched or is malformed is skipped and recorded in :attr:`Discovery.problems` (it
+hides only itself). A registry layer or referrer *not read because of a limit* (the image
+budget, ``blobBytes``, ``envelopeBytes``, ``manifestBytes``) is recorded in
+:attr:`Discovery.cuts`: it may hide evidence that changes the decision, so the pipeline refuses
+the key (:func:`refusal`; docs/discovery.md "Evidence that was not read").
 """
 
 from __future__ import annotations
@@ -89,6 +93,30 @@ class Problem:
         return {"attachedTo": self.attached_to, "location": self.location, "reason": self.reason, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Cut:
+    """Registry evidence discovery did not read because of a limit (never a junk-only verdict:
+    whatever it held might have changed the decision, so :func:`imagecheck.verify_image`
+    refuses the key, :func:`refusal`)."""
+
+    attached_to: str
+    location: str
+    limit: str  # the configuration key: "limits.attestationBytesPerImage", "limits.blobBytes", …
+    size: int  # bytes not read (0 when unknown)
+    message: str
+
+
+class EvidenceCut(RegistryError):
+    """A registry layer or referrer not read because of a limit (definitive ``LIMIT_EXCEEDED``)."""
+
+    reason = "LIMIT_EXCEEDED"
+
+    def __init__(self, detail: str, *, limit: str, size: int, hint: str = "") -> None:
+        super().__init__(detail, hint=hint)
+        self.limit = limit
+        self.size = size
+
+
 @dataclass
 class Discovery:
     """The result of one discovery run."""
@@ -98,6 +126,7 @@ class Discovery:
     platforms: list[PlatformEntry] = field(default_factory=list)  # every selectable platform (index only)
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)  # registry evidence not read (limits): the key is refused
     referrer_sources: dict[str, str] = field(default_factory=dict)  # target -> "api" | "tag"
     skipped_unrelated: int = 0
     _seen: set[tuple[str, str]] = field(default_factory=set)
@@ -259,6 +288,7 @@ class _Outcome:
 
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
     unrelated: int = 0
 
 
@@ -277,9 +307,13 @@ class _Walker:
         workers: int = 4,
         byte_budget: int | None = None,
         request_budget: ByteBudget | None = None,
+        envelope_bytes: int | None = None,
     ) -> None:
         self.client = client
         self.image_budget = ByteBudget(byte_budget, "limits.attestationBytesPerImage")
+        # the imported store's own budget (the same limit, apart): registry bytes never starve imports
+        self.store_budget = ByteBudget(byte_budget, "limits.attestationBytesPerImage")
+        self.envelope_bytes = envelope_bytes
         self.request_budget = request_budget
         self.ref = ref
         self.result = result
@@ -304,12 +338,23 @@ class _Walker:
             for c in o.candidates:
                 self.result.add(c)
             self.result.problems.extend(o.problems)
+            self.result.cuts.extend(o.cuts)
             self.result.skipped_unrelated += o.unrelated
 
     @staticmethod
     def _problem(out: _Outcome, target: str, location: str, err: StellaError) -> None:
+        """A referrer or layer that could not be used. Transient: raised. Over a limit
+        (``LIMIT_EXCEEDED``: over the image budget, ``blobBytes``, ``envelopeBytes``,
+        ``manifestBytes``): a :class:`Cut` (registry evidence not read; the key is refused).
+        Anything else (malformed, gone): a problem; it hides only itself."""
         if err.transient:
             raise err
+        if err.reason == "LIMIT_EXCEEDED":
+            limit = err.limit if isinstance(err, EvidenceCut) else "a registry limit"
+            size = err.size if isinstance(err, EvidenceCut) else 0
+            out.cuts.append(Cut(target, location, limit, size, err.detail))
+            log.info("discovery could not read %s (over %s): %s", location, limit, err)
+            return
         out.problems.append(Problem(target, location, err.reason, err.detail))
         log.info("discovery skipped %s: %s", location, err)
 
@@ -330,7 +375,13 @@ class _Walker:
         out = _Outcome()
         location = f"{ref.name}@{desc.digest}"
         try:
-            m = c.get_manifest(ref.registry, ref.repository, desc.digest)
+            try:
+                m = c.get_manifest(ref.registry, ref.repository, desc.digest)
+            except RegistryError as err:
+                if err.reason != "LIMIT_EXCEEDED":
+                    raise
+                raise EvidenceCut(f"referrer {desc.digest}: {err.detail}; not read", limit="limits.manifestBytes",
+                                  size=max(desc.size, 0), hint="raise limits.manifestBytes if referrers this large are expected") from err
             if m.is_index:
                 raise RegistryError(f"referrer {desc.digest} is an index, not an artifact manifest")
             subject = m.subject
@@ -358,10 +409,11 @@ class _Walker:
         caller records it as a problem). Over the request budget: :class:`RequestBudgetExceeded`,
         transient (it depends on the other keys of the request)."""
         if not self.image_budget.try_reserve(size):
-            raise RegistryError(
-                f"{what} ({size} bytes) would take this image's attestations past "
+            raise EvidenceCut(
+                f"{what} ({size} bytes) would take this image's registry attestations past "
                 f"limits.attestationBytesPerImage ({self.image_budget.limit} bytes); not fetched",
-                reason="LIMIT_EXCEEDED",
+                limit="limits.attestationBytesPerImage",
+                size=size,
                 hint="raise limits.attestationBytesPerImage, or prune the image's attestations",
             )
         if self.request_budget is not None and not self.request_budget.try_reserve(size):
@@ -374,13 +426,25 @@ class _Walker:
             )
 
     def _blob(self, desc: Descriptor) -> bytes:
+        # the client reads at most min(blobBytes, envelopeBytes) (clients.py): name the one passed
+        if self.envelope_bytes is not None and desc.size > self.envelope_bytes:
+            raise EvidenceCut(
+                f"layer {desc.digest} is {desc.size} bytes, more than limits.envelopeBytes ({self.envelope_bytes}); not fetched",
+                limit="limits.envelopeBytes", size=desc.size, hint="raise limits.envelopeBytes if attestations this large are expected",
+            )
         limit = self.client.limits.blob_bytes
         if desc.size > limit:
-            raise RegistryError(
-                f"layer {desc.digest} is {desc.size} bytes, more than the limit of {limit}", reason="LIMIT_EXCEEDED"
+            raise EvidenceCut(
+                f"layer {desc.digest} is {desc.size} bytes, more than limits.blobBytes ({limit}); not fetched",
+                limit="limits.blobBytes", size=desc.size, hint="raise limits.blobBytes if attestations this large are expected",
             )
         self.reserve(desc.size, f"layer {desc.digest}")
-        return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
+        try:
+            return self.client.get_blob(self.ref.registry, self.ref.repository, desc.digest, max_bytes=max(desc.size, 1))
+        except RegistryError as err:
+            if err.reason != "LIMIT_EXCEEDED":
+                raise
+            raise EvidenceCut(f"{err.detail}; not read", limit="limits.blobBytes", size=desc.size, hint=err.hint) from err
 
     def _bundle(self, target: str, m: Manifest, location: str) -> Candidate:
         layers = [d for d in m.layers if d.media_type.startswith(BUNDLE_PREFIX)]
@@ -473,6 +537,8 @@ def discover_all(
     max_platforms: int | None = None,
     store_per_tenant: int = 200,
     check_deadline: Callable[[], None] | None = None,
+    envelope_bytes: int | None = None,
+    store_after_cut: bool = True,
 ) -> Discovery:
     """Run discovery and return candidates with everything learned on the way.
 
@@ -484,13 +550,21 @@ def discover_all(
     For an index, every platform a runtime could select is a target (:func:`platform_entries`:
     nested indexes up to ``index_depth``, at most ``max_platforms`` entries, default the
     client's ``limits.platform_manifests``; over either the key is refused, never truncated).
-    ``byte_budget`` bounds the attestation bytes fetched for the whole image, registry layers and
-    store rows together (every layer is already bounded by ``limits.blobBytes``; this bounds their
-    sum, so one image cannot make a worker hold referrers × blobBytes in memory); layers and rows
-    past it are reported as problems. ``request_budget`` is shared by every key of one request
-    (:class:`RequestBudgetExceeded`, transient, when it runs out). ``store_per_tenant``: rows read
-    per import tenant (``limits.attestationsPerImage``). ``check_deadline`` is called between
-    the sources (raises when the request's deadline has passed).
+
+    ``byte_budget`` (``limits.attestationBytesPerImage``) bounds the registry's attestation
+    bytes of the whole image, and — as a budget of its own — the imported store's rows, so
+    registry bytes can never starve imports (every layer is also bounded by
+    ``limits.blobBytes`` and ``envelope_bytes``). A registry layer or referrer not read because
+    of a limit is a :class:`Cut` (``Discovery.cuts``): the caller must refuse the key
+    (:func:`refusal`). Store rows left out are problems naming their tenant. The store's
+    budget is shared fairly between the targets of an index (each gets at least its
+    ``1/len(targets)`` share; unused shares roll over), so one tenant's rows about one digest
+    cannot use up what another tenant's rows about another platform need.
+    ``request_budget`` is shared by every key of one request (:class:`RequestBudgetExceeded`,
+    transient, when it runs out). ``store_per_tenant``: rows read per import tenant
+    (``limits.attestationsPerImage``). ``check_deadline`` is called between the sources
+    (raises when the request's deadline has passed). ``store_after_cut=False`` skips the store
+    once the registry's evidence was cut (the key is refused anyway).
     """
     result = Discovery(image_digest=digest)
     tick = check_deadline or (lambda: None)
@@ -502,38 +576,81 @@ def discover_all(
             limit = client.limits.platform_manifests if max_platforms is None else max_platforms
             result.platforms = platform_entries(client, ref, top, max_entries=limit, max_depth=index_depth)
             result.targets += [p.digest for p in result.platforms if p.digest != digest]
-    walker = _Walker(client, ref, result, signatures=signature_bundles, byte_budget=byte_budget, request_budget=request_budget)
+    walker = _Walker(
+        client, ref, result, signatures=signature_bundles, byte_budget=byte_budget, request_budget=request_budget,
+        envelope_bytes=envelope_bytes,
+    )
     for target in result.targets:
         tick()
         walker.referrers(target)
         walker.cosign_tag(target)
-    if store is not None:
-        for target in result.targets:
+    if store is not None and (store_after_cut or not result.cuts):
+        for i, target in enumerate(result.targets):
             tick()
-            _store_candidates(store, walker, result, target, store_per_tenant)
+            _store_candidates(store, walker, result, target, store_per_tenant, len(result.targets) - i)
     return result
 
 
-def _store_candidates(store: Any, walker: _Walker, result: Discovery, target: str, per_tenant: int) -> None:
-    """The store's candidates for ``target`` within what is left of the image's byte budget (the
-    store checks each row's size before loading its bytes); what it left out becomes problems."""
-    found = store.find_by_digest(target, per_tenant=per_tenant, max_bytes=walker.image_budget.remaining)
+def refusal(cuts: list[Cut], digest: str) -> EvidenceCut | None:
+    """The definitive per-key error for registry evidence that was not read, or None.
+
+    One message for every cut: per limit, how many attestations (and bytes) were not read.
+    Evidence not read could change the decision (a newer failing scan, a VEX withdrawn), so no
+    verdict is given on the rest: every policy denies. A registry writer can always make their
+    own image undeployable this way; nobody else can (imports have their own budget)."""
+    if not cuts:
+        return None
+    by_limit: dict[str, list[Cut]] = {}
+    for c in cuts:
+        by_limit.setdefault(c.limit, []).append(c)
+    parts = []
+    for limit, group in by_limit.items():
+        size = sum(c.size for c in group)
+        parts.append(f"{len(group)} over {limit}" + (f" ({size} bytes not read)" if size else "") + f", e.g. {group[0].message}")
+    limits = ", ".join(by_limit)
+    return EvidenceCut(
+        f"registry attestations of {digest} not read: {'; '.join(parts)}. The key is refused: evidence not read "
+        f"could change the decision (raise {limits} if images with this much attestation data are expected, or prune "
+        "the image's attestations)",
+        limit=limits,
+        size=sum(c.size for c in cuts),
+        hint=f"raise {limits}, or prune the image's attestations (old or junk referrers, old .att layers)",
+    )
+
+
+def _store_candidates(store: Any, walker: _Walker, result: Discovery, target: str, per_tenant: int, targets_left: int = 1) -> None:
+    """The store's candidates for ``target`` within its share of the store's own byte budget:
+    what is left of it divided by the targets still to read (the store checks each row's size
+    before loading its bytes, and interleaves tenants newest first); what it left out becomes
+    problems naming the tenant (never a cut: one tenant must not make another's image
+    undeployable). Each row is also reserved in the request's budget (transient when it is
+    used up by the request's other keys)."""
+    remaining = walker.store_budget.remaining
+    share = None if remaining is None else remaining // max(targets_left, 1)
+    found = store.find_by_digest(target, per_tenant=per_tenant, max_bytes=share)
     for tenant, rows, why in found.skipped:
         detail = (
             f"{rows} imported attestation(s) of tenant {tenant!r} over limits.attestationsPerImage ({per_tenant}); the newest were read"
             if why == "rows"
-            else f"{rows} imported attestation(s) of tenant {tenant!r} not read: over limits.attestationBytesPerImage "
-            f"({walker.image_budget.limit} bytes) for this image"
+            else f"{rows} imported attestation(s) of tenant {tenant!r} not read: over the tenant's share of "
+            f"limits.attestationBytesPerImage ({walker.store_budget.limit} bytes for imports, {share} bytes for {target})"
         )
         result.problems.append(Problem(target, f"store:{tenant}", "LIMIT_EXCEEDED", detail))
     for cand in found.candidates:
-        try:
-            walker.reserve(len(cand.data), f"imported attestation {cand.location}")
-        except RequestBudgetExceeded:
-            raise
-        except StellaError as err:
-            result.problems.append(Problem(target, cand.location or "store", err.reason, err.detail))
+        size = len(cand.data)
+        if not walker.store_budget.try_reserve(size):  # a store that ignored max_bytes: left out, named
+            tenant = cand.annotations.get("dev.stellaops/tenant", "")
+            result.problems.append(Problem(target, cand.location or f"store:{tenant}", "LIMIT_EXCEEDED",
+                                           f"imported attestation of tenant {tenant!r} ({size} bytes) not read: over limits.attestationBytesPerImage for imports"))
             continue
+        if walker.request_budget is not None and not walker.request_budget.try_reserve(size):
+            walker.store_budget.release(size)
+            raise RequestBudgetExceeded(
+                f"imported attestation {cand.location} ({size} bytes) would take this request's attestations past "
+                f"limits.attestationBytesPerRequest ({walker.request_budget.limit} bytes); not read",
+                hint="the other images of the same request hold the budget; retried on the next admission "
+                "(raise limits.attestationBytesPerRequest if requests this large are expected)",
+            )
         result.add(cand)
 
 

@@ -75,7 +75,9 @@ def verify_image(
     """Verify the image ``ref`` (``key`` as the caller named it) and return its verdict.
 
     Raises a definitive :class:`StellaError` when no verdict can be given (not found, an index
-    over ``limits.platformManifests``/``limits.indexDepth``, a malformed index, not allowed), a
+    over ``limits.platformManifests``/``limits.indexDepth``, a malformed index, not allowed,
+    registry evidence not read because of a limit: :class:`discovery.EvidenceCut`, since what
+    was not read could change the decision), a
     transient one when retrying may succeed (registry or store down, a transient failure while
     verifying one attestation, the per-request byte budget used up by other keys,
     ``deadline`` passed: checked between sources and between candidates).
@@ -90,7 +92,7 @@ def verify_image(
     check = _deadline_check(deadline, key)
     if digest is None:
         digest, media_type = resolve_digest(client, ref)
-    from .discovery import discover_all
+    from .discovery import Cut, discover_all, refusal
 
     found = discover_all(
         client,
@@ -104,20 +106,31 @@ def verify_image(
         max_platforms=limits.platform_manifests,
         store_per_tenant=limits.attestations_per_image,
         check_deadline=check,
+        envelope_bytes=limits.envelope_bytes,
+        store_after_cut=False,  # a cut refuses the key: the store's rows would not be looked at
     )
     errors: list[ErrorItem] = [ErrorItem(p.reason, f"{p.location or p.attached_to}: {p.message}", "") for p in found.problems]
+    cuts = list(found.cuts)
     candidates: list[Candidate] = []
     for c in found.candidates:
         if len(c.data) > limits.envelope_bytes:
-            errors.append(
-                ErrorItem(
-                    "LIMIT_EXCEEDED",
-                    f"{c.location or c.source}: attestation of {len(c.data)} bytes is over limits.envelopeBytes ({limits.envelope_bytes}); not verified",
-                    "raise limits.envelopeBytes if attestations this large are expected",
-                )
-            )
+            message = f"{c.location or c.source}: attestation of {len(c.data)} bytes is over limits.envelopeBytes ({limits.envelope_bytes}); not verified"
+            if c.source != SOURCE_IMPORTED:
+                cuts.append(Cut(c.attached_to, c.location, "limits.envelopeBytes", len(c.data), message))
+                continue
+            errors.append(ErrorItem("LIMIT_EXCEEDED", message, "raise limits.envelopeBytes if attestations this large are expected"))
             continue
         candidates.append(c)
+    registry = [c for c in candidates if c.source != SOURCE_IMPORTED]
+    if len(registry) > limits.attestations_per_image:
+        cuts.append(
+            Cut(digest, "", "limits.attestationsPerImage", 0,
+                f"{len(registry)} registry attestations, {len(registry) - limits.attestations_per_image} more than "
+                f"limits.attestationsPerImage ({limits.attestations_per_image})")
+        )
+    refused = refusal(cuts, digest)
+    if refused is not None:
+        raise refused  # definitive, per key: every policy denies (docs/discovery.md "Evidence that was not read")
     candidates = within_count_limit(candidates, digest, errors, limits.attestations_per_image)
     results = verify_candidates(
         candidates, digest, trust, verify=verify, check_deadline=check, on_start=on_start, on_result=on_result,
@@ -141,7 +154,9 @@ def verify_image(
 def within_count_limit(candidates: list[Candidate], digest: str, errors: list[ErrorItem], limit: int) -> list[Candidate]:
     """At most ``limits.attestationsPerImage`` candidates *per budget*: the registry is one
     budget and each import tenant another, so no tenant's imports (which anyone with a token
-    can make about any digest) can crowd out the registry's or another tenant's attestations."""
+    can make about any digest) can crowd out the registry's or another tenant's attestations.
+    (:func:`verify_image` refuses a key whose registry candidates are over the limit before
+    calling this; a tenant over it gets an error naming it, never a refusal.)"""
     budgets: dict[str, list[Candidate]] = {}
     for c in candidates:
         budget = f"tenant:{c.annotations.get('dev.stellaops/tenant', '')}" if c.source == SOURCE_IMPORTED else "registry"

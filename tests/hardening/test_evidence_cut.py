@@ -28,6 +28,7 @@ through the real ``opa``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -37,10 +38,12 @@ from typing import Any
 
 import pytest
 
+from stellaops.registry import OCI_EMPTY, OCI_MANIFEST
 from stellaops.store import open_store
 from tests.fixtures.images import loopback_client, push_test_image
 from tests.fixtures.provider import ProviderProcess, start_provider
 from tests.hardening._support import (
+    DSSE_MEDIA_TYPE,
     SCAN_TYPE,
     assert_provider_response,
     new_key,
@@ -58,10 +61,11 @@ KiB = 1024
 IMAGE_BUDGET = 1024 * KiB  # limits.attestationBytesPerImage in this test
 ENVELOPE_BYTES = 256 * KiB
 BLOB_BYTES = 512 * KiB
+MANIFEST_BYTES = 64 * KiB
 PER_IMAGE = 8  # limits.attestationsPerImage
 LIMITS = (
     f"limits: {{attestationBytesPerImage: {IMAGE_BUDGET}, envelopeBytes: {ENVELOPE_BYTES}, "
-    f"blobBytes: {BLOB_BYTES}, attestationsPerImage: {PER_IMAGE}}}\n"
+    f"blobBytes: {BLOB_BYTES}, manifestBytes: {MANIFEST_BYTES}, attestationsPerImage: {PER_IMAGE}}}\n"
 )
 SCANTHRESHOLDS = ("stellaopsscanthresholds", {"requireTlog": False, "maxCounts": {"critical": 0}, "maxAgeHours": 48})
 
@@ -183,11 +187,26 @@ def world(ocireg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cut
         push_att(client, ocireg, "cut/over-count", digest, [env(digest, scan("new-critical", 0, 1))])
         images["over-count"] = f"{ocireg}/cut/over-count@{digest}"
 
-        # the newest (critical) registry scan over limits.envelopeBytes / limits.blobBytes
-        for name, pad in (("over-envelope", ENVELOPE_BYTES), ("over-blob", BLOB_BYTES)):
-            digest = push_test_image(ocireg, f"cut/{name}", "v1", client=client)
-            push_att(client, ocireg, f"cut/{name}", digest, [env(digest, scan("old-clean", 10, 0)), env(digest, scan("new-critical", 0, 1, pad=pad))])
-            images[name] = f"{ocireg}/cut/{name}@{digest}"
+        # the newest (critical) registry scan over limits.envelopeBytes (under blobBytes; the
+        # client reads at most the smaller of the two)
+        digest = push_test_image(ocireg, "cut/over-envelope", "v1", client=client)
+        push_att(client, ocireg, "cut/over-envelope", digest, [env(digest, scan("old-clean", 10, 0)), env(digest, scan("new-critical", 0, 1, pad=ENVELOPE_BYTES))])
+        images["over-envelope"] = f"{ocireg}/cut/over-envelope@{digest}"
+
+        # the newest (critical) registry scan in a referrer whose manifest is over limits.manifestBytes
+        digest = push_test_image(ocireg, "cut/over-manifest", "v1", client=client)
+        push_att(client, ocireg, "cut/over-manifest", digest, [env(digest, scan("old-clean", 10, 0))])
+        crit = env(digest, scan("new-critical", 0, 1))
+        empty, layer = client.put_blob(ocireg, "cut/over-manifest", b"{}"), client.put_blob(ocireg, "cut/over-manifest", crit)
+        raw = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": DSSE_MEDIA_TYPE,
+            "config": {"mediaType": OCI_EMPTY, "size": 2, "digest": empty},
+            "layers": [{"mediaType": DSSE_MEDIA_TYPE, "size": len(crit), "digest": layer}],
+            "subject": {"mediaType": OCI_MANIFEST, "size": manifest_size("cut/over-manifest", digest), "digest": digest},
+            "annotations": {"note": "m" * MANIFEST_BYTES},
+        }).encode()  # fmt: skip
+        client.put_manifest(ocireg, "cut/over-manifest", "sha256:" + hashlib.sha256(raw).hexdigest(), raw, OCI_MANIFEST)
+        images["over-manifest"] = f"{ocireg}/cut/over-manifest@{digest}"
 
         # a junk tenant over its share of the store's budget, beside another tenant's genuine
         # clean scan and the registry's clean scan: admitted, the junk tenant named
@@ -235,7 +254,7 @@ def test_registry_bytes_cannot_starve_the_imported_store(world: CutWorld, name: 
     ("over-bytes", "limits.attestationBytesPerImage"),
     ("over-count", "limits.attestationsPerImage"),
     ("over-envelope", "limits.envelopeBytes"),
-    ("over-blob", "limits.blobBytes"),
+    ("over-manifest", "limits.manifestBytes"),
 ])
 def test_a_cut_of_the_registrys_attestations_refuses_the_key(world: CutWorld, name: str, limit: str, tmp_path: Path) -> None:
     item = world.verdict(name)
@@ -250,7 +269,8 @@ def test_a_cut_of_the_registrys_attestations_refuses_the_key(world: CutWorld, na
 def test_every_shipped_policy_denies_a_key_whose_registry_evidence_was_cut(world: CutWorld, policy: str, tmp_path: Path) -> None:
     package, parameters = CASES[policy]
     msgs = world.deny("over-bytes", tmp_path, (package, parameters))
-    assert any("LIMIT_EXCEEDED" in m or "attestationBytesPerImage" in m for m in msgs), msgs
+    # the per-key error itself, not some other reason to deny
+    assert msgs and all("refused image" in m and "LIMIT_EXCEEDED" in m and "attestationBytesPerImage" in m for m in msgs), msgs
 
 
 def test_a_junk_tenant_over_its_share_does_not_deny_another_tenants_image(world: CutWorld, tmp_path: Path) -> None:
