@@ -9,7 +9,11 @@ Where the configuration comes from (the provider and the ``stella`` commands): `
 else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml``, else built-in defaults. The verify commands
 (``stella attest verify``, ``verify-blob-attestation``: their exit code is a security gate) skip the
 ``./stellaops.yaml`` step (``named_only=True``): a file that only the working directory supplies (a
-repository checkout in CI) never decides what is trusted (threat T-A12).
+repository checkout in CI) never decides what is trusted (threat T-A12). The other client commands
+(``sign``, ``attach``, ``import``, ``oci-list``, ``download``) still read it, but without the keys of
+:data:`UNNAMED_IGNORED` (``unnamed_limits=True``, threat T-A13): such a file may choose the store
+file, limits and the registry allow-list, never trust, signing endpoints, transport security or
+credentials.
 
 Environment overrides use one scheme: ``STELLAOPS_<SECTION>__<KEY>[__<KEY>…]=<YAML scalar>``,
 matched case-insensitively against the documented keys, e.g. ``STELLAOPS_SERVER__DEADLINESECONDS=2``
@@ -150,6 +154,8 @@ class Config:
     import_api: ImportApiConfig = field(default_factory=ImportApiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"
+    # the keys of an unnamed ./stellaops.yaml left out (UNNAMED_IGNORED), for the one-line note
+    ignored: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- schema
@@ -809,7 +815,55 @@ def unnamed_working_directory_config(explicit: str | None = None, env: Mapping[s
     return DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else None
 
 
-def parse_config(text: str, *, source: str = "<string>", base_dir: str | Path = ".", env: Mapping[str, str] | None = None) -> Config:
+# What a ``./stellaops.yaml`` found only in the working directory (not named by ``--config`` or
+# ``$STELLAOPS_CONFIG``) may not set, for the commands that still read it (threat T-A13): in CI the
+# working directory is a checkout whoever controls the repository writes. Everything that decides
+# trust or where signing goes (the whole ``attestation`` section: authorities, trust roots, Fulcio,
+# Rekor, CT log, TUF mirror, tlogLookup, insecureIgnoreSct), that weakens transport security
+# (plain HTTP, private addresses) or that picks credentials (the docker config). A non-sqlite
+# ``store.dsn`` (a network database, whose host libpq would send $PGPASSWORD / ~/.pgpass and whose
+# sslmode the file chooses) is left out as well: see _strip_unnamed.
+UNNAMED_IGNORED: tuple[str, ...] = (
+    "attestation",
+    "registries.insecure",
+    "registries.allowPrivate",
+    "registries.auth",
+)
+
+
+def _strip_unnamed(doc: dict[str, Any]) -> tuple[str, ...]:
+    """Remove the :data:`UNNAMED_IGNORED` keys (and a network ``store.dsn``) from an already
+    schema-checked document; return the dotted keys that were set and are now left out."""
+    dropped: list[str] = []
+    for dotted in UNNAMED_IGNORED:
+        parent_path, _, key = dotted.rpartition(".")
+        parent = _get(doc, parent_path) if parent_path else doc
+        if not isinstance(parent, dict) or key not in parent:
+            continue
+        value = parent.pop(key)
+        if isinstance(value, dict) and dotted == "attestation":  # name the sub-keys the user wrote
+            dropped.extend(f"{dotted}.{k}" for k, v in value.items() if v is not None)
+        elif value is not None:
+            dropped.append(dotted)
+    store = doc.get("store")
+    dsn = store.get("dsn") if isinstance(store, dict) else None
+    if isinstance(dsn, str) and dsn.strip() and not dsn.strip().startswith("sqlite:"):
+        del store["dsn"]
+        dropped.append("store.dsn (a network database)")
+    return tuple(dropped)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: str | Path = ".",
+    env: Mapping[str, str] | None = None,
+    unnamed: bool = False,
+) -> Config:
+    """Parse and build a configuration. With ``unnamed`` (the text is an unnamed
+    ``./stellaops.yaml``) the keys of :data:`UNNAMED_IGNORED` are checked, then left out, before
+    the environment overrides (the user's own) are applied; :attr:`Config.ignored` names them."""
     ctx = _Ctx(source, Path(base_dir))
     try:
         doc = yaml.safe_load(text) if text.strip() else {}
@@ -824,9 +878,15 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: str | Path = 
     if not isinstance(doc, dict):
         raise ctx.error("", f"the top level must be a mapping, got {type(doc).__name__}")
     _check(ctx, doc, _SCHEMA, "")
+    ignored = _strip_unnamed(doc) if unnamed else ()
     _apply_env(doc, os.environ if env is None else env, ctx)
     _check(ctx, doc, _SCHEMA, "")
-    return _build(doc, ctx)
+    config = _build(doc, ctx)
+    if ignored:
+        from dataclasses import replace
+
+        config = replace(config, ignored=ignored)
+    return config
 
 
 def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> ConfigError:
@@ -838,11 +898,16 @@ def _yaml_error(source: str, exc: yaml.MarkedYAMLError) -> ConfigError:
     return ConfigError(f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}")
 
 
-def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None, named_only: bool = False) -> Config:
+def load_config(
+    path: str | None = None, *, env: Mapping[str, str] | None = None, named_only: bool = False, unnamed_limits: bool = False
+) -> Config:
     """Load the configuration the way the ``stella`` commands and the provider do; with
     ``named_only`` only a file named by ``path`` or ``$STELLAOPS_CONFIG`` is read (else the
-    built-in defaults, with the environment overrides), never ``./stellaops.yaml`` on its own."""
+    built-in defaults, with the environment overrides), never ``./stellaops.yaml`` on its own.
+    With ``unnamed_limits`` an unnamed ``./stellaops.yaml`` is read without the keys of
+    :data:`UNNAMED_IGNORED` (:attr:`Config.ignored` lists those it set)."""
     env = os.environ if env is None else env
+    unnamed = unnamed_limits and unnamed_working_directory_config(path, env) is not None
     found = find_config_path(path, env, named_only=named_only)
     if found is None:
         return parse_config("", source="<defaults>", env=env)
@@ -853,7 +918,7 @@ def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None
         raise ConfigError(f"configuration file {found!r} does not exist", hint="pass --config FILE or set STELLAOPS_CONFIG") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"configuration file {found!r} cannot be read: {exc}") from exc
-    return parse_config(text, source=str(p), base_dir=p.resolve().parent, env=env)
+    return parse_config(text, source=str(p), base_dir=p.resolve().parent, env=env, unnamed=unnamed and not named_only)
 
 
 def describe(config: Config) -> dict[str, Any]:

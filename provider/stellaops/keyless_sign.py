@@ -308,19 +308,42 @@ PUBLIC_GOOD_FULCIO = "https://fulcio.sigstore.dev"
 PUBLIC_GOOD_REKOR = "https://rekor.sigstore.dev"
 
 
+# the one-line reason when the endpoints are missing because an unnamed ./stellaops.yaml was not used
+UNNAMED_NOT_USED = (
+    "./stellaops.yaml is not named (--config/$STELLAOPS_CONFIG), so its attestation section was not used for "
+    "the signing endpoints: a file found only in the working directory (a CI checkout) never decides where the "
+    "identity token is sent"
+)
+
+
 def resolve_endpoints(
-    fulcio_url: str | None, rekor_url: str | None, roots: Any | None, timestamp_urls: tuple[str, ...] = ()
+    fulcio_url: str | None,
+    rekor_url: str | None,
+    roots: Any | None,
+    timestamp_urls: tuple[str, ...] = (),
+    *,
+    unnamed_ignored: bool = False,
 ) -> KeylessEndpoints:
-    """Flags first, then ``attestation.trustRoots.sigstore.fulcioUrl``/``rekorUrl``, then
-    public-good Sigstore when the configuration trusts it (as cosign's defaults)."""
+    """Flags first, then ``attestation.trustRoots.sigstore.fulcioUrl``/``rekorUrl`` of the
+    configuration (a named one: the CLI never passes the roots of an unnamed ``./stellaops.yaml``,
+    threat T-A13), then public-good Sigstore when the configuration trusts it (as cosign's
+    defaults). Nothing found: refused before any connection. ``unnamed_ignored`` (an unnamed
+    ``./stellaops.yaml`` had an attestation section, left out) puts that reason into the error."""
     public_good = bool(roots is not None and getattr(roots, "public_good", False))
     fulcio = fulcio_url or (roots.fulcio_url if roots is not None else "") or (PUBLIC_GOOD_FULCIO if public_good else "")
     rekor = rekor_url or (roots.rekor_url if roots is not None else "") or (PUBLIC_GOOD_REKOR if public_good else "")
     for name, url in (("--fulcio-url", fulcio), ("--rekor-url", rekor)):
         key = "fulcioUrl" if name == "--fulcio-url" else "rekorUrl"
         if not url:
+            if unnamed_ignored:
+                raise KeylessSignError(
+                    f"keyless signing needs {name}: {UNNAMED_NOT_USED}",
+                    hint=f"pass {name} URL, or name the configuration that sets attestation.trustRoots.sigstore.{key} "
+                    "(--config FILE; --config ./stellaops.yaml only if you trust that file)",
+                )
             raise KeylessSignError(
-                f"keyless signing needs {name}", hint=f"pass {name} URL or set attestation.trustRoots.sigstore.{key} in the config"
+                f"keyless signing needs {name}",
+                hint=f"pass {name} URL or set attestation.trustRoots.sigstore.{key} in a configuration named by --config or $STELLAOPS_CONFIG",
             )
         if not url.startswith(("https://", "http://")):
             raise KeylessSignError(f"{name} {url!r} is not an http(s) URL")
@@ -334,17 +357,19 @@ def sign_from_cli(
     fulcio_url: str | None,
     rekor_url: str | None,
     trusted_root_path: str | None,
-    config_path: str | None,
+    config: Any,
     timestamp_urls: tuple[str, ...] = (),
 ) -> bytes:
-    """``stella attest sign --identity-token``: endpoints and trust material from the flags or the
-    configuration, then :func:`sign_statement`. Returns the bundle JSON."""
+    """``stella attest sign --identity-token``: endpoints and trust material from the flags or
+    ``config`` (as :func:`stellaops.cli.common.load_cli_config` loaded it: a named file whole, an
+    unnamed ``./stellaops.yaml`` without its ``attestation`` section), then :func:`sign_statement`.
+    Returns the bundle JSON."""
     token = read_token(token_arg)
     with warnings.catch_warnings():
         # Fulcio's ephemeral CA names its country "USA"; cryptography warns once per parse of
         # such a (harmless) attribute, which would put noise before our one error line.
         warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)
-        return _sign_from_cli(statement, token, fulcio_url, rekor_url, trusted_root_path, config_path, timestamp_urls)
+        return _sign_from_cli(statement, token, fulcio_url, rekor_url, trusted_root_path, config, timestamp_urls)
 
 
 def _sign_from_cli(
@@ -353,13 +378,12 @@ def _sign_from_cli(
     fulcio_url: str | None,
     rekor_url: str | None,
     trusted_root_path: str | None,
-    config_path: str | None,
+    config: Any,
     timestamp_urls: tuple[str, ...],
 ) -> bytes:
-    from .config import load_config
-
-    roots = load_config(config_path).trust.sigstore
-    endpoints = resolve_endpoints(fulcio_url, rekor_url, roots, timestamp_urls)
+    roots = config.trust.sigstore
+    unnamed_ignored = any(key.startswith("attestation") for key in getattr(config, "ignored", ()))
+    endpoints = resolve_endpoints(fulcio_url, rekor_url, roots, timestamp_urls, unnamed_ignored=unnamed_ignored)
     trusted = b""
     if trusted_root_path:
         try:

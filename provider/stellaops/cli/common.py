@@ -12,7 +12,11 @@ import click
 from ..errors import KeyLoadError, StellaError
 
 config_option = click.option(
-    "--config", "config_path", metavar="FILE", help="stellaops.yaml (default: $STELLAOPS_CONFIG, then ./stellaops.yaml)."
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="stellaops.yaml (default: $STELLAOPS_CONFIG, then ./stellaops.yaml without its attestation section, "
+    "registries.insecure/allowPrivate/auth and a network store.dsn: name it to use those).",
 )
 # the verify commands: their exit code is a security gate, so no ./stellaops.yaml fallback (T-A12)
 named_config_option = click.option(
@@ -38,6 +42,29 @@ def load_named_config(config_path: str | None) -> Any:
     if unnamed_working_directory_config(config_path) is not None:
         click.echo(NOT_READ_NOTE, err=True)
     return load_config(config_path, named_only=True)
+
+
+def ignored_note(ignored: tuple[str, ...]) -> str:
+    """The one line saying which keys of an unnamed ``./stellaops.yaml`` were not used (T-A13)."""
+    return (
+        f"Note: ./stellaops.yaml is not named (--config ./stellaops.yaml or $STELLAOPS_CONFIG), so {', '.join(ignored)} "
+        "in it were not used: a file found only in the working directory cannot change trust, signing endpoints, "
+        "transport security or credentials"
+    )
+
+
+def load_cli_config(config_path: str | None) -> Any:
+    """The configuration of ``sign``, ``attach``, ``import``, ``oci-list`` and ``download``:
+    ``--config``, else ``$STELLAOPS_CONFIG``, else ``./stellaops.yaml`` without the keys of
+    :data:`stellaops.config.UNNAMED_IGNORED` (trust and Sigstore endpoints, plain HTTP, private
+    addresses, credentials, a network store), else the defaults. When the file set any of those,
+    one line on stderr names them and how to use them (name the file)."""
+    from ..config import load_config
+
+    config = load_config(config_path, unnamed_limits=True)
+    if config.ignored:
+        click.echo(ignored_note(config.ignored), err=True)
+    return config
 output_option = click.option(
     "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format."
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import Progress, config_option, emit_json, image_argument, output_option, progress_option, progress_wanted, verbose_option
+from .common import Progress, config_option, emit_json, load_cli_config, image_argument, output_option, progress_option, progress_wanted, verbose_option
 
 DEFAULT_TENANT = "default"
 
@@ -61,7 +61,6 @@ def import_(
       stella attest import --envelope attestation.json --image registry.example.com/app:v1.0.0
       stella attest import --envelope attestation.json --digest sha256:… --output json
     """
-    from ..config import load_config
     from ..errors import RequestError
     from ..importer import ImportReport, import_items, resolve_image
     from ..importapi import ANNOTATION_SOURCE
@@ -70,7 +69,7 @@ def import_(
     check_tenant(tenant)
     show = progress_wanted(progress)
     data = _read(envelope_path)
-    config = load_config(config_path)
+    config = load_cli_config(config_path)
     items = _parse(data, envelope_path)
 
     def client() -> Any:

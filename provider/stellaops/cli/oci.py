@@ -16,13 +16,14 @@ if TYPE_CHECKING:
     from ..candidate import Candidate
     from ..registry import RegistryClient
 
-def make_cli_client(config_path: str | None) -> RegistryClient:
+def make_cli_client(config_path: str | None, config: Any = None) -> RegistryClient:
     """The registry client of the CLI (loopback and private registries reachable, like docker
-    and cosign on a workstation): see :func:`stellaops.clients.make_registry_client`."""
+    and cosign on a workstation): see :func:`stellaops.clients.make_registry_client`. The
+    configuration is ``config`` when given (already loaded), else :func:`.common.load_cli_config`."""
     from ..clients import make_registry_client
-    from ..config import load_config
+    from .common import load_cli_config
 
-    client: RegistryClient = make_registry_client(load_config(config_path), for_cli=True)
+    client: RegistryClient = make_registry_client(config if config is not None else load_cli_config(config_path), for_cli=True)
     return client
 
 
@@ -109,15 +110,16 @@ def oci_list(image: str, imported: bool, output: str, config_path: str | None, v
     from .common import emit_json
 
     ref = parse_reference(image)
+    from .common import load_cli_config
+
     store = None
+    config = load_cli_config(config_path)
     if imported:
-        from ..config import load_config
         from ..store import open_store
 
-        config = load_config(config_path)
         store = open_store(config.store.dsn or None, rows_per_tenant_digest=config.limits.store_rows_per_tenant_digest)
     try:
-        with make_cli_client(config_path) as client:
+        with make_cli_client(config_path, config) as client:
             digest = client.resolve(ref).digest
             found = discover_all(client, ref, digest, store=store)
     finally:

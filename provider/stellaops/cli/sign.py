@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .common import PREDICATE_TYPE, InputError, config_option, image_argument, load_signing_key, verbose_option
+from .common import PREDICATE_TYPE, InputError, config_option, image_argument, load_cli_config, load_signing_key, verbose_option
 
 
 @click.command()
@@ -39,9 +39,18 @@ from .common import PREDICATE_TYPE, InputError, config_option, image_argument, l
     "--identity-token", metavar="TOKEN",
     help="Keyless: an OIDC ID token (or a file holding it; default $SIGSTORE_ID_TOKEN) exchanged at Fulcio for a certificate.",
 )
-@click.option("--fulcio-url", metavar="URL", help="Keyless: Fulcio (default: attestation.trustRoots.sigstore.fulcioUrl).")
-@click.option("--rekor-url", metavar="URL", help="Keyless: Rekor v1 (default: attestation.trustRoots.sigstore.rekorUrl).")
-@click.option("--trusted-root", "trusted_root", metavar="FILE", help="Keyless: sigstore trusted_root.json (default: the config's trustRoots).")
+@click.option(
+    "--fulcio-url", metavar="URL",
+    help="Keyless: Fulcio (default: attestation.trustRoots.sigstore.fulcioUrl of a named config, never of an unnamed ./stellaops.yaml).",
+)
+@click.option(
+    "--rekor-url", metavar="URL",
+    help="Keyless: Rekor v1 (default: attestation.trustRoots.sigstore.rekorUrl of a named config, never of an unnamed ./stellaops.yaml).",
+)
+@click.option(
+    "--trusted-root", "trusted_root", metavar="FILE",
+    help="Keyless: sigstore trusted_root.json (default: the trustRoots of a named config).",
+)
 @click.option(
     "--timestamp-server-url", "timestamp_url", metavar="URL",
     help="An RFC 3161 timestamp authority (e.g. http://tsa/api/v1/timestamp); its token over the "
@@ -72,6 +81,9 @@ def sign(
     With --identity-token (keyless, as cosign) the signing key is ephemeral: Fulcio certifies
     it for the token's identity, the envelope is entered in Rekor, and the output is a sigstore
     bundle (v0.3) holding certificate, envelope and Rekor entry. The token is never printed.
+    Fulcio, Rekor and the trusted root come from the flags or a named configuration (--config,
+    $STELLAOPS_CONFIG), never from a ./stellaops.yaml found only in the working directory: in CI
+    that is the checkout, which could otherwise send the job's identity token to its own Fulcio.
 
     \b
     Examples:
@@ -97,11 +109,13 @@ def sign(
     ref = parse_reference(image)
     if digest is None:
         digest = ref.digest
+    config = None  # loaded once, when needed (the note on an unnamed ./stellaops.yaml is printed once)
+    if digest is None or keyless:
+        config = load_cli_config(config_path)
     if digest is None:
-        from ..config import load_config
         from ..clients import make_registry_client
 
-        digest = make_registry_client(load_config(config_path), for_cli=True).resolve(ref).digest
+        digest = make_registry_client(config, for_cli=True).resolve(ref).digest
     if ref.digest and digest != ref.digest:
         raise StellaError(f"--digest {digest} disagrees with the image reference's digest {ref.digest}", reason="REQUEST_INVALID")
     predicate_type = resolve_predicate_type(ptype)
@@ -130,7 +144,7 @@ def sign(
 
         out = sign_from_cli(
             statement, token_arg=identity_token, fulcio_url=fulcio_url, rekor_url=rekor_url,
-            trusted_root_path=trusted_root, config_path=config_path,
+            trusted_root_path=trusted_root, config=config,
             timestamp_urls=(timestamp_url,) if timestamp_url else (),
         )
         for path in (output_file, bundle_path):
