@@ -182,3 +182,28 @@ def test_an_endpoint_echoing_the_request_does_not_leak_the_token(test_sigstore: 
     assert "[identity token]" in text, text  # the echo was there, and was cut
     assert all(secret not in text for secret in (t, *t.split("."))), text
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_endpoints_never_from_an_unnamed_working_directory_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """T-A13: an unnamed ./stellaops.yaml naming a Fulcio (or turning on public-good Sigstore) gives
+    keyless signing no endpoint: refused with the reason; the same file named gives them."""
+    from stellaops.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stellaops.yaml").write_text(
+        "attestation:\n  trustRoots:\n    sigstore:\n      enabled: true\n"
+        "      fulcioUrl: http://127.0.0.1:9/\n      rekorUrl: http://127.0.0.1:9/\n"
+    )
+    unnamed = load_config(None, env={}, unnamed_limits=True)
+    assert unnamed.trust.sigstore is None
+    assert unnamed.ignored == ("attestation.trustRoots",)
+    with pytest.raises(ks.KeylessSignError) as err:
+        ks.resolve_endpoints(None, None, unnamed.trust.sigstore, unnamed_ignored=True)
+    assert "needs --fulcio-url" in err.value.detail and "./stellaops.yaml is not named" in err.value.detail
+    assert "--config" in err.value.hint
+    with pytest.raises(ks.KeylessSignError, match="needs --rekor-url"):
+        ks.resolve_endpoints("http://127.0.0.1:5555", None, unnamed.trust.sigstore, unnamed_ignored=True)
+    named = load_config("stellaops.yaml", env={}, unnamed_limits=True)
+    assert named.ignored == ()
+    e = ks.resolve_endpoints(None, None, named.trust.sigstore)
+    assert (e.fulcio_url, e.rekor_url) == ("http://127.0.0.1:9", "http://127.0.0.1:9")
