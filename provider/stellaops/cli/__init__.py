@@ -100,7 +100,12 @@ def cli() -> None:
     """StellaOps Attest: verify signed supply-chain attestations for Gatekeeper and CI.
 
     Configuration comes from --config FILE, else $STELLAOPS_CONFIG, else ./stellaops.yaml,
-    else built-in defaults.
+    else built-in defaults. A ./stellaops.yaml found only in the working directory (in CI, the
+    checkout) is not read by `attest verify` and `verify-blob-attestation`; `attest sign`,
+    `attach`, `import`, `oci-list` and `download` read it without its attestation section (trust,
+    Fulcio/Rekor), registries.insecure, registries.allowPrivate, registries.auth and a non-sqlite
+    store.dsn (a note on stderr names what was left out). Name it (--config ./stellaops.yaml)
+    to use it whole.
     """
 
 
