@@ -21,7 +21,7 @@ from stellaops.candidate import (
     SOURCE_REFERRERS_TAG,
     Candidate,
 )
-from stellaops.discovery import discover, discover_all
+from stellaops.discovery import discover, discover_all, refusal
 from stellaops.errors import StellaError, StoreError
 from stellaops.reference import cosign_attestation_tag, parse_reference, referrers_tag
 from stellaops.registry import (
@@ -316,7 +316,12 @@ def test_broken_referrers_are_skipped_and_reported(registry: str) -> None:
     problems = {p.location.split("@")[1]: p.reason for p in found.problems}
     assert problems[two_layers] == "REGISTRY_ERROR"
     assert problems[no_dsse] == "REGISTRY_ERROR"
-    assert problems[big] == "LIMIT_EXCEEDED"
+    # over a limit: not a problem but a cut (T-L24: the pipeline refuses the key, refusal())
+    cuts = {c.location.split("@")[1]: c for c in found.cuts}
+    assert big not in problems and cuts[big].limit == "limits.blobBytes" and cuts[big].size == len(env), found.cuts
+    refused = refusal(found.cuts, digest)
+    assert refused is not None and refused.reason == "LIMIT_EXCEEDED" and not refused.transient
+    assert "limits.blobBytes" in refused.detail and "not read" in refused.detail, refused.detail
     # bundles are bigger than the envelope: the good bundle is skipped too, for size
     assert all(c.source != SOURCE_REFERRERS for c in found.candidates)
     assert len(discover_all(client, ref, digest).candidates) == 2  # with normal limits: big + bundle
