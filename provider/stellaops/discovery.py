@@ -345,7 +345,8 @@ class _Walker:
     def _problem(out: _Outcome, target: str, location: str, err: StellaError) -> None:
         """A referrer or layer that could not be used. Transient: raised. Over a limit
         (``LIMIT_EXCEEDED``: over the image budget, ``blobBytes``, ``envelopeBytes``,
-        ``manifestBytes``): a :class:`Cut` (registry evidence not read; the key is refused).
+        ``manifestBytes``): a :class:`Cut` (registry evidence not read; the key is refused),
+        listed as a problem too (``oci-list`` shows them).
         Anything else (malformed, gone): a problem; it hides only itself."""
         if err.transient:
             raise err
@@ -353,6 +354,7 @@ class _Walker:
             limit = err.limit if isinstance(err, EvidenceCut) else "a registry limit"
             size = err.size if isinstance(err, EvidenceCut) else 0
             out.cuts.append(Cut(target, location, limit, size, err.detail))
+            out.problems.append(Problem(target, location, err.reason, err.detail))  # listed too (oci-list shows problems)
             log.info("discovery could not read %s (over %s): %s", location, limit, err)
             return
         out.problems.append(Problem(target, location, err.reason, err.detail))

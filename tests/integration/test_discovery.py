@@ -318,7 +318,7 @@ def test_broken_referrers_are_skipped_and_reported(registry: str) -> None:
     assert problems[no_dsse] == "REGISTRY_ERROR"
     # over a limit: not a problem but a cut (T-L24: the pipeline refuses the key, refusal())
     cuts = {c.location.split("@")[1]: c for c in found.cuts}
-    assert big not in problems and cuts[big].limit == "limits.blobBytes" and cuts[big].size == len(env), found.cuts
+    assert problems[big] == "LIMIT_EXCEEDED" and cuts[big].limit == "limits.blobBytes" and cuts[big].size == len(env), found.cuts
     refused = refusal(found.cuts, digest)
     assert refused is not None and refused.reason == "LIMIT_EXCEEDED" and not refused.transient
     assert "limits.blobBytes" in refused.detail and "not read" in refused.detail, refused.detail
