@@ -88,6 +88,7 @@ class CutWorld:
     provider: ProviderProcess
     registry: str
     images: dict[str, str] = field(default_factory=dict)
+    public_key: Path | None = None
 
     def verdict(self, name: str) -> dict[str, Any]:
         """The provider's item for image ``name`` (value or error)."""
@@ -222,7 +223,7 @@ def world(ocireg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cut
     pub = write_public_key(release, tmp / "release.pub")
     provider = start_provider(tmp / "provider", provider_config(tmp, {"release-key": pub}, extra=LIMITS, deadline=10))
     try:
-        yield CutWorld(provider=provider, registry=ocireg, images=images)
+        yield CutWorld(provider=provider, registry=ocireg, images=images, public_key=pub)
     finally:
         provider.stop()
 
@@ -282,6 +283,24 @@ def test_a_junk_tenant_over_its_share_does_not_deny_another_tenants_image(world:
     assert named, item["value"]["errors"]
     assert not [e for e in item["value"]["errors"] if "'team-a'" in e["message"]], item["value"]["errors"]
     assert world.deny("junk-tenant", tmp_path) == []
+
+
+@pytest.mark.parametrize("name,rc", [("over-bytes", "refused"), ("control", 0)])
+def test_the_cli_gate_refuses_a_key_whose_registry_evidence_was_cut(world: CutWorld, name: str, rc: Any, tmp_path: Path) -> None:
+    """``stella attest verify`` runs the same pipeline with the provider's limits: a cut fails it."""
+    import os
+    import subprocess
+    import sys
+
+    stella = str(Path(sys.executable).parent / "stella")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STELLAOPS_")}
+    proc = subprocess.run([stella, "attest", "verify", world.images[name], "--key", str(world.public_key), "--insecure-ignore-tlog",
+                           "--type", SCAN_TYPE, "--config", str(world.provider.config_path)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    if rc == 0:
+        assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    else:
+        assert proc.returncode != 0 and "LIMIT_EXCEEDED" in proc.stderr and "limits.attestationBytesPerImage" in proc.stderr, (proc.returncode, proc.stderr[-2000:])
 
 
 @pytest.mark.xfail(strict=True, reason="needs a store change (reported): the store's interleaving guarantees each "
