@@ -1,4 +1,6 @@
-"""Byte budgets for attestation bytes held in memory: one per image, one per ProviderRequest.
+"""Byte budgets for attestation bytes held in memory: per image one for the registry's layers
+and one for the imported store's rows (both ``limits.attestationBytesPerImage``, apart, so
+registry bytes never starve imports: T-L24), and one per ProviderRequest over both.
 
 A :class:`ByteBudget` is reserved *before* bytes are fetched (from the size a descriptor or the
 store's ``LENGTH(data)`` announces), so a budget bounds what a worker holds, not what it has

@@ -1,10 +1,12 @@
 """Byte budgets, the deadline during verification, and parsing each envelope once (issue 16 item 8;
 the threat rows and ids are proposed to the lead, who assigns the numbers).
 
-- per-image budget over store candidates: the per-image byte budget (``limits.attestationBytesPerImage``) covers store candidates:
-  30 junk imports of ~3.9 MB for a digest are read only up to it (the store checks each row's
-  size before loading it), the genuine attestation still verifies, and neither that image nor an
-  unrelated image in the same request ends in ``DEADLINE_EXCEEDED``.
+- per-image budget over store candidates: store candidates have a byte budget of their own
+  (``limits.attestationBytesPerImage`` again, apart from the registry's: T-L24,
+  ``test_evidence_cut.py``): 30 junk imports of ~3.9 MB for a digest are read only up to it
+  (the store checks each row's size before loading it), the genuine attestation still
+  verifies, and neither that image nor an unrelated image in the same request ends in
+  ``DEADLINE_EXCEEDED``.
 - per-request budget: a per-request budget (``limits.attestationBytesPerRequest``) bounds the sum over every key
   of one request: ten images whose junk ``.att`` layers each fit the per-image budget fetch at
   most the request budget in total; the keys it stops are transient (never cached as verdicts).
