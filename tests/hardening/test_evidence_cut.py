@@ -209,6 +209,18 @@ def world(ocireg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cut
         client.put_manifest(ocireg, "cut/over-manifest", "sha256:" + hashlib.sha256(raw).hexdigest(), raw, OCI_MANIFEST)
         images["over-manifest"] = f"{ocireg}/cut/over-manifest@{digest}"
 
+        # an index [amd64, arm64], each platform with its own clean scan; junk on arm64 takes
+        # the image's registry budget past its limit: the key (the index) is refused
+        index = push_test_image(ocireg, "cut/index", "v1", platforms=["linux/amd64", "linux/arm64"], client=client)
+        plats = [d.digest for d in client.get_manifest(ocireg, "cut/index", index).manifests]
+        used = 0
+        for p in plats:
+            e = env(p, scan(f"clean-{p[7:15]}", 10, 0))
+            push_att(client, ocireg, "cut/index", p, [e])
+            used += len(e)
+        junk_filling("cut/index", plats[1], used, over=True)
+        images["index-over"] = f"{ocireg}/cut/index:v1"
+
         # a junk tenant over its share of the store's budget, beside another tenant's genuine
         # clean scan and the registry's clean scan: admitted, the junk tenant named
         digest = push_test_image(ocireg, "cut/junk-tenant", "v1", client=client)
@@ -256,6 +268,7 @@ def test_registry_bytes_cannot_starve_the_imported_store(world: CutWorld, name: 
     ("over-count", "limits.attestationsPerImage"),
     ("over-envelope", "limits.envelopeBytes"),
     ("over-manifest", "limits.manifestBytes"),
+    ("index-over", "limits.attestationBytesPerImage"),
 ])
 def test_a_cut_of_the_registrys_attestations_refuses_the_key(world: CutWorld, name: str, limit: str, tmp_path: Path) -> None:
     item = world.verdict(name)
