@@ -3,7 +3,7 @@ and one for the imported store's rows (both ``limits.attestationBytesPerImage``,
 registry bytes never starve imports: T-L24), and one per ProviderRequest over both.
 
 A :class:`ByteBudget` is reserved *before* bytes are fetched (from the size a descriptor or the
-store's ``LENGTH(data)`` announces), so a budget bounds what a worker holds, not what it has
+store's ``size`` column announces), so a budget bounds what a worker holds, not what it has
 already read. Thread-safe: discovery fetches with a small pool, and the keys of one request
 share the request budget.
 """
