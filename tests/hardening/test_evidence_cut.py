@@ -317,9 +317,6 @@ def test_the_cli_gate_refuses_a_key_whose_registry_evidence_was_cut(world: CutWo
         assert proc.returncode != 0 and "LIMIT_EXCEEDED" in proc.stderr and "limits.envelopeBytes" in proc.stderr, (proc.returncode, proc.stderr[-2000:])
 
 
-@pytest.mark.xfail(strict=True, reason="needs a store change (reported): the store's interleaving guarantees each "
-                   "tenant's newest row only; a junk tenant's big newest row, placed after another tenant's newest, "
-                   "takes the rest of the budget and that tenant's older rows are not read")
 def test_a_junk_tenant_cannot_hide_another_tenants_second_newest_row(ocireg: str, tmp_path: Path) -> None:
     """team-a imported a critical scan, then something bigger (its newest row, 300 KiB); the
     junk tenant's newest row is just smaller than what is left of the store's budget after

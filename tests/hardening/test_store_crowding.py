@@ -175,3 +175,137 @@ def test_the_import_api_applies_the_configured_cap_and_reports_what_it_pruned(tm
         assert [x.id for x in importapi.get_store(app).list_for_tenant("acme", IMAGE_DIGEST)] == [r["id"] for r in results[1:]]
     finally:
         importapi.get_store(app).close()
+
+
+# -- T-L24: each tenant's fair share of the byte budget (max-min fair, newest first) ------------
+
+
+def _sized(tag: str, size: int) -> bytes:
+    """A JSON document of exactly ``size`` bytes."""
+    head = b'{"' + tag.encode() + b'":"'
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+def test_a_bigger_newest_row_of_another_tenant_cannot_hide_a_tenants_second_newest(dsn) -> None:  # type: ignore[no-untyped-def]
+    """T-L24: team-a imports a critical scan, then a bigger SBOM (its newest); a junk tenant's
+    newest row is a little bigger than the SBOM and takes what is left after it. team-a's rows
+    (302,000 bytes) are within its half of the budget: both must be read, and the junk row,
+    over what team-a leaves of the budget, is the one left out."""
+    store = open_store(dsn)
+    try:
+        crit = _put(store, "team-a", _sized("crit", 2_000))
+        sbom = _put(store, "team-a", _sized("sbom", 300_000))
+        _put(store, "junk", _sized("junk", 699_000))
+        found = store.find_by_digest(D1, per_tenant=8, max_bytes=1_000_000)
+        assert [c.location for c in found.candidates] == [f"store:{sbom.id}", f"store:{crit.id}"]
+        assert found.skipped == [("junk", 1, "bytes")]
+    finally:
+        store.close()
+
+
+def test_an_older_row_is_never_read_when_a_newer_row_of_the_same_tenant_was_left_out(dsn) -> None:  # type: ignore[no-untyped-def]
+    """T-L24: a tenant's newest (failing, big) scan over its share must not be skipped for an
+    older, smaller, clean one: a tenant's rows are read newest first and the first one that does
+    not fit ends that tenant's reading."""
+    store = open_store(dsn)
+    try:
+        _put(store, "acme", _sized("clean", 1_000))
+        _put(store, "acme", _sized("critical", 200_000))
+        junk = _put(store, "junk", _sized("junk", 100_000))
+        found = store.find_by_digest(D1, per_tenant=8, max_bytes=150_000)
+        assert [c.location for c in found.candidates] == [f"store:{junk.id}"]
+        assert found.skipped == [("acme", 2, "bytes")]
+        # alone, too: the whole budget is the tenant's, and its newest is still over it
+        _put(store, "acme", _sized("clean2", 1_000), digests=(D2,))
+        _put(store, "acme", _sized("critical2", 200_000), digests=(D2,))
+        found = store.find_by_digest(D2, per_tenant=8, max_bytes=150_000)
+        assert found.candidates == [] and found.skipped == [("acme", 2, "bytes")]
+    finally:
+        store.close()
+
+
+def test_unused_shares_go_to_the_tenants_that_need_them(dsn) -> None:  # type: ignore[no-untyped-def]
+    """Three tenants, 300,000 bytes: a fair third is 100,000 each; small needs 10,000 and mid
+    140,000, so what they leave goes to big: its newest 150,000 are read, its second newest (a
+    running total of 300,000, over its 150,000) is not. (A regression test of the share
+    arithmetic: the greedy pass before the fair split happened to read the same rows here.)"""
+    store = open_store(dsn)
+    try:
+        small = _put(store, "small", _sized("s", 10_000))
+        mid = [_put(store, "mid", _sized("m%d" % i, 70_000)) for i in range(2)]
+        big = [_put(store, "big", _sized("b%d" % i, 150_000)) for i in range(2)]
+        found = store.find_by_digest(D1, per_tenant=8, max_bytes=300_000)
+        assert {c.location for c in found.candidates} == {f"store:{x.id}" for x in (small, *mid, big[1])}
+        assert found.skipped == [("big", 1, "bytes")]
+        assert sum(len(c.data) for c in found.candidates) == 300_000
+    finally:
+        store.close()
+
+
+def _water_level(demands: list[int], budget: int) -> "Fraction | None":
+    """The max-min fair level: every tenant gets min(demand, level) and the levels fill the
+    budget (``None``: every demand fits)."""
+    from fractions import Fraction
+
+    left, n = Fraction(budget), len(demands)
+    for d in sorted(demands):
+        if d * n > left:
+            return left / n
+        left -= d
+        n -= 1
+    return None
+
+
+def test_every_tenant_gets_its_max_min_fair_share_newest_first(dsn) -> None:  # type: ignore[no-untyped-def]
+    """A model check over seeded random stores: for each digest and budget,
+
+    - no more than ``max_bytes`` is read;
+    - each tenant's rows read are its newest, with no gap (never an older row after a newer one
+      left out);
+    - every row whose tenant's running total (newest first, up to and including it) is within the
+      max-min fair level of the budget is read, whatever the other tenants imported;
+    - nothing is wasted: each tenant's first row left out is bigger than what is left unread of
+      the budget;
+    - ``skipped`` counts exactly what was left out, "rows" over ``per_tenant``, "bytes" the rest.
+    """
+    import random
+
+    rng = random.Random(24)
+    store = open_store(dsn)
+    try:
+        for case in range(25):
+            digest = _digest(f"fair-{case}")
+            order: dict[str, list[tuple[str, int]]] = {}
+            for tenant in [f"t{i}" for i in range(rng.randint(1, 5))]:
+                for _ in range(rng.randint(1, 6)):
+                    size = rng.choice([40, 500, 5_000, 20_000, 60_000, rng.randint(40, 90_000)])
+                    got = _put(store, tenant, _sized(f"{tenant}-{case}-{rng.random()}", size), digests=(digest,))
+                    order.setdefault(tenant, []).insert(0, (f"store:{got.id}", size))  # newest first
+            for _ in range(4):
+                per_tenant, budget = rng.randint(1, 6), rng.randint(0, 250_000)
+                found = store.find_by_digest(digest, per_tenant=per_tenant, max_bytes=budget)
+                read = {c.location for c in found.candidates}
+                used = sum(len(c.data) for c in found.candidates)
+                assert used <= budget, (case, budget, used)
+                rows = {t: r[:per_tenant] for t, r in order.items()}
+                level = _water_level([sum(s for _, s in r) for r in rows.values()], budget)
+                expected_skips = []
+                for tenant, r in sorted(rows.items()):
+                    taken = [loc in read for loc, _ in r]
+                    n = taken.count(True)
+                    assert taken == [True] * n + [False] * (len(r) - n), (case, tenant, taken)
+                    running = 0
+                    for loc, size in r:
+                        running += size
+                        if level is None or running <= level:
+                            assert loc in read, (case, tenant, budget, per_tenant, running, level)
+                    if n < len(r):
+                        assert r[n][1] > budget - used, (case, tenant, r[n][1], budget - used)
+                    if len(order[tenant]) > per_tenant:
+                        expected_skips.append((tenant, len(order[tenant]) - per_tenant, "rows"))
+                    if n < len(r):
+                        expected_skips.append((tenant, len(r) - n, "bytes"))
+                assert found.skipped == expected_skips, (case, found.skipped, expected_skips)
+                assert read <= {loc for r in rows.values() for loc, _ in r}
+    finally:
+        store.close()

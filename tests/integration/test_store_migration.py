@@ -77,9 +77,12 @@ def test_a_schema_1_store_is_migrated_keeping_every_row(dsn: str) -> None:
         assert [c.data for c in store.find_by_digest(D2, per_tenant=10).candidates] == [BIG]
         sizes = {s.id: (s.size, s.subject_digests) for s in store.list_for_tenant("acme")}
         assert sizes == {"a1": (len(b'{"small":1}'), (D1,)), "a2": (len(BIG), tuple(sorted([D1, D2])))}
-        # the size column is what the byte budget reads: the small row fits, the big one does not
-        budget = store.find_by_digest(D1, per_tenant=10, max_bytes=1000)
-        assert [c.location for c in budget.candidates] == ["store:a1"] and budget.skipped == [("acme", 1, "bytes")]
+        # the size column is what the byte budget reads: the newest (big) row fits alone, not with
+        # the older small one; under it, nothing is read (never the older row without the newer)
+        budget = store.find_by_digest(D1, per_tenant=10, max_bytes=len(BIG))
+        assert [c.location for c in budget.candidates] == ["store:a2"] and budget.skipped == [("acme", 1, "bytes")]
+        budget = store.find_by_digest(D1, per_tenant=10, max_bytes=len(BIG) - 1)
+        assert budget.candidates == [] and budget.skipped == [("acme", 2, "bytes")]
         # pruning (keep 1) unlinks the old rows through the migrated foreign key, deleting those under no digest
         store.put("acme", b'{"new":1}', kind=KIND_DSSE, subject_digests=[D1], predicate_type="p", image=None, annotations={}, keep=1)
         assert [c.data for c in store.find_by_digest(D1, per_tenant=10).candidates] == [b'{"new":1}']

@@ -59,10 +59,12 @@ class PutResult:
 class StoreFind:
     """What ``find_by_digest(digest, per_tenant=…, max_bytes=…)`` read for discovery.
 
-    ``candidates``: each tenant's newest ``per_tenant`` rows, tenants interleaved (every
-    tenant's newest, then every tenant's second newest, …) so that no tenant's rows use up the
-    byte budget before another tenant's newest is read. ``skipped``: (tenant, rows, why) for
-    what was left out: ``"rows"`` over ``per_tenant``, ``"bytes"`` over ``max_bytes``.
+    ``candidates``: each tenant's newest ``per_tenant`` rows within its max-min fair share of
+    ``max_bytes`` (``max_bytes / tenants``, what a tenant does not need shared out among the
+    others; :mod:`._fair`), read newest first up to the first that does not fit (never an older
+    row while a newer one of the same tenant is left out), tenants interleaved in the order the
+    budget was given out. ``skipped``: (tenant, rows, why) for what was left out: ``"rows"``
+    over ``per_tenant``, ``"bytes"`` over the tenant's share of ``max_bytes``.
     """
 
     candidates: list[Candidate] = field(default_factory=list)

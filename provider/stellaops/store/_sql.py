@@ -13,6 +13,7 @@ import uuid
 from typing import Any, Iterator
 
 from ..candidate import Candidate
+from ._fair import fair_share
 from . import (
     MAX_RESULTS,
     ROWS_PER_TENANT_DIGEST,
@@ -172,7 +173,8 @@ class SQLStore:
         """What discovery reads from the store for ``digest``.
 
         With ``per_tenant``: a :class:`StoreFind` of each tenant's newest ``per_tenant`` rows,
-        tenants interleaved, within ``max_bytes`` in total (``None``: no byte budget).
+        each tenant within its max-min fair share of ``max_bytes`` (``None``: no byte budget),
+        newest first up to its first row that does not fit (:func:`._fair.fair_share`).
 
         Without it (the call discovery made before; kept until discovery moves): a list of each
         tenant's newest ``limit`` rows, oldest first. The per-tenant budget is applied in the
@@ -207,29 +209,24 @@ class SQLStore:
                 (digest, max(per_tenant, 1)),  # at least each tenant's newest: every tenant's count is seen
             )
             recs = cur.fetchall()
-            # 2. interleave: every tenant's newest, then every tenant's second newest, …, and
-            #    within one round the smaller rows first, so a tenant's big row never takes the
-            #    budget before another tenant's smaller row of the same round (a tenant's newest
-            #    is pushed out only by other tenants' newest rows, each no larger than it); a row
-            #    that does not fit the byte budget is skipped (a smaller one after it may fit)
-            recs.sort(key=lambda r: (int(r[9]), int(r[7]), r[1]))
-            chosen: list[tuple[Any, ...]] = []
-            skipped: dict[tuple[str, str], int] = {}
+            # 2. each tenant's fair share of the byte budget, its rows newest first
             totals: dict[str, int] = {}
-            used = 0
             for rec in recs:
                 totals[rec[1]] = int(rec[10])
-                if int(rec[9]) > per_tenant:  # per_tenant 0: read for its count only
-                    continue
-                size = int(rec[7])
-                if max_bytes is not None and used + size > max_bytes:
-                    skipped[(rec[1], "bytes")] = skipped.get((rec[1], "bytes"), 0) + 1
-                    continue
-                used += size
-                chosen.append(rec)
+            #    (per_tenant 0: each tenant's newest was read for its count only)
+            chosen, left_out = fair_share(
+                [rec for rec in recs if int(rec[9]) <= per_tenant],
+                max_bytes,
+                tenant=lambda rec: rec[1],
+                rank=lambda rec: int(rec[9]),
+                size=lambda rec: int(rec[7]),
+            )
+            skipped: dict[tuple[str, str], int] = {}
             for tenant, total in totals.items():
                 if total > per_tenant:
                     skipped[(tenant, "rows")] = total - per_tenant
+            for tenant, n in left_out.items():
+                skipped[(tenant, "bytes")] = n
             # 3. the bytes of the chosen rows only
             data: dict[str, bytes] = {}
             ids = [rec[0] for rec in chosen]
