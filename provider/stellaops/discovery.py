@@ -623,7 +623,7 @@ def refusal(cuts: list[Cut], digest: str) -> EvidenceCut | None:
 def _store_candidates(store: Any, walker: _Walker, result: Discovery, target: str, per_tenant: int, targets_left: int = 1) -> None:
     """The store's candidates for ``target`` within its share of the store's own byte budget:
     what is left of it divided by the targets still to read (the store checks each row's size
-    before loading its bytes, and interleaves tenants newest first); what it left out becomes
+    before loading its bytes, and gives each tenant a max-min fair share, newest first); what it left out becomes
     problems naming the tenant (never a cut: one tenant must not make another's image
     undeployable). Each row is also reserved in the request's budget (transient when it is
     used up by the request's other keys)."""
