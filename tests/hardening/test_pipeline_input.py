@@ -294,12 +294,47 @@ def test_t_f43_the_documented_recipe_converts_first() -> None:
     assert "data.lib.stellaops.pipeline.seed_deny[_]" in text
 
 
-def test_stella_rego_input_reads_merge_keys_as_yaml_does(tmp_path: Path) -> None:
-    """`<<: *base` then an explicit key overrides the merged one (YAML's rule): not a duplicate."""
-    (tmp_path / "m.yaml").write_text("base: &b {image: x, name: c}\nkind: Pod\nspec:\n  containers:\n  - <<: *b\n    image: y\n")
+# T-F44: YAML readers disagree on merge keys. PyYAML lets an explicit key win over a merged one;
+# Go's YAML (kubectl, helm, argo) applies keys in document order, so `image: <signed>` followed by
+# `<<: {image: <unsigned>}` is judged signed and deployed unsigned. Every variant is refused.
+MERGE_KEY_VARIANTS = {
+    "after an explicit key": ("kind: Pod\nspec:\n  containers:\n  - name: c\n    image: good.example/app:v1\n"
+                              "    <<: {image: evil.example/app:v1}\n", 6),
+    "before an explicit key": ("base: &b {image: x, name: c}\nkind: Pod\nspec:\n  containers:\n  - <<: *b\n    image: y\n", 5),
+    "parent level": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: good.example/app:v1}]\n"
+                     "  <<: {containers: [{name: c, image: evil.example/app:v1}]}\n", 6),
+    "alias sequence": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx-evil: &e {image: evil.example/app:v1}\nspec:\n"
+                       "  containers:\n  - name: c\n    image: good.example/app:v1\n    <<: [*e]\n", 9),
+    "explicit !!merge tag": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - name: i\n"
+                             "    image: good.example/init:v1\n    !!merge \"<<\": {image: evil.example/init:v1}\n"
+                             "  containers: [{name: c, image: good.example/app:v1}]\n", 8),
+    "!!merge tag on another key": ("kind: Pod\nspec:\n  containers:\n  - image: good\n    !!merge x: {image: evil}\n", 5),
+    "quoted <<": ("kind: Pod\nspec:\n  containers:\n  - image: good\n    '<<': {image: evil}\n", 5),
+    "initContainers": ("kind: Pod\nspec:\n  initContainers:\n  - image: good\n    <<: {image: evil}\n  containers: [{image: good}]\n", 5),
+    "second document, flow mapping": ("kind: ConfigMap\n---\nkind: Pod\nspec: {containers: [{image: good, <<: {image: evil}}]}\n", 4),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MERGE_KEY_VARIANTS))
+def test_t_f44_stella_rego_input_refuses_yaml_merge_keys(tmp_path: Path, variant: str) -> None:
+    """T-F44: any `<<` merge key, tagged or not, anywhere: exit 2 naming the file and the line
+    (the converter and kubectl would otherwise read different images from the same file)."""
+    text, line = MERGE_KEY_VARIANTS[variant]
+    (tmp_path / "m.yaml").write_text(text)
     proc = stella_input(tmp_path, "m.yaml")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "m.yaml" in proc.stderr and "YAML merge keys (<<) are refused: YAML readers disagree on which value wins" in proc.stderr
+    assert f"line {line}," in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_t_f44_a_json_key_named_merge_is_an_ordinary_key(tmp_path: Path) -> None:
+    """JSON has no merge keys (kubectl reads JSON as JSON): a `"<<"` key there is data, not refused."""
+    (tmp_path / "m.json").write_text('{"kind": "Pod", "metadata": {"annotations": {"<<": "x"}}}')
+    proc = stella_input(tmp_path, "m.json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["items"][0]["spec"]["containers"] == [{"image": "y", "name": "c"}]
+    assert json.loads(proc.stdout)["items"][0]["metadata"]["annotations"] == {"<<": "x"}
 
 
 @pytest.mark.parametrize("policy", sorted(CASES))

@@ -5,10 +5,12 @@ for ``opa eval --input`` (threat T-F43, docs/policies.md "Pipelines: opa eval").
 multi-document file judges one object and passes the rest, which ``kubectl apply -f`` deploys.
 This converter reads every document of every file and refuses, rather than guesses, whatever it
 cannot carry over unchanged: no documents at all, a document that is not a mapping (an object),
-a duplicate key (YAML parsers disagree on which value wins), invalid YAML or UTF-8, values JSON
+a duplicate key or a YAML merge key ``<<`` (YAML readers disagree on which value wins: PyYAML lets
+an explicit key override a merged one, Go's YAML in kubectl applies keys in document order,
+threat T-F44), invalid YAML or UTF-8, values JSON
 cannot hold (binary, NaN, infinity) and alias bombs (a document whose expanded size is huge).
 
-YAML is read with PyYAML's safe loader, with two changes: duplicate keys are errors, and dates
+YAML is read with PyYAML's safe loader, with three changes: duplicate keys and merge keys are errors, and dates
 stay strings (Kubernetes reads YAML as JSON, where ``2026-12-08`` is the string it looks like).
 """
 
@@ -38,21 +40,31 @@ class ManifestInputError(StellaError):
     exit_code = 2
 
 
+MERGE_KEY_REFUSED = "YAML merge keys (<<) are refused: YAML readers disagree on which value wins"
+
+
+class _RefusedYAML(yaml.constructor.ConstructorError):
+    """Valid YAML this converter refuses (a duplicate key, a merge key): its text says why."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and keeps timestamps as strings."""
+    """SafeLoader that refuses duplicate keys and merge keys and keeps timestamps as strings."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden, as YAML says
-                continue
+            # T-F44: `<<` plain, quoted or `!!merge`-tagged, and any `!!merge` key: refused before
+            # SafeLoader would merge it (Go's YAML lets later keys win, PyYAML explicit keys).
+            if key_node.tag == "tag:yaml.org,2002:merge" or (
+                    isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<"):
+                raise _RefusedYAML(None, None, MERGE_KEY_REFUSED, key_node.start_mark)
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
             except TypeError:  # an unhashable key (a mapping or list as key): SafeLoader refuses it below
                 continue
             if duplicate:
-                raise yaml.constructor.ConstructorError(
+                raise _RefusedYAML(
                     None, None, f"duplicate key {key!r} (parsers disagree on which value wins)", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -120,7 +132,7 @@ def _yaml_documents(text: str, name: str) -> list[Any]:
 def _yaml_error_text(exc: yaml.YAMLError) -> str:
     """`duplicate key 'kind' …, line 2, column 1` or `not valid YAML: …, line 3, column 7`."""
     problem = getattr(exc, "problem", None) or str(exc)
-    what = "" if problem.startswith("duplicate key") else "not valid YAML: "
+    what = "" if isinstance(exc, _RefusedYAML) else "not valid YAML: "
     mark = getattr(exc, "problem_mark", None)
     where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     context = getattr(exc, "context", None)
