@@ -389,3 +389,34 @@ def test_t_f43_the_gate_reads_the_objects_kubectl_applies(variant: str, tmp_path
         assert _gate_objects(f, tmp_path) == ["configmap/harmless", "deployment/d1", "pod/p"]
         return
     assert kubectl and _gate_objects(f, tmp_path) == kubectl
+
+
+# --- T-F45: a constraint file loaded with --data cannot redirect the job's provider ----------------
+
+def test_t_f45_a_constraint_file_cannot_override_the_provider_url_of_the_environment(world: IndexWorld, tmp_path: Path) -> None:  # noqa: F811
+    """`opa eval --data constraint.yaml` loads the whole file at the root of data: a constraint file
+    carrying `stellaops: {config: {provider_url: …}}` must not replace STELLAOPS_PROVIDER_URL. Here
+    it names a loopback port nothing listens on: the gate must still ask the real provider (A
+    admitted, E denied for what it is), never the file's URL."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    package, parameters = CASES["requireattestations"]
+    for image, want_rc in ((world.images["A"], 0), (world.images["E"], 1)):
+        (tmp_path / "in.yaml").write_text(yaml.safe_dump(pod(image)))
+        conv = stella_input(tmp_path, "in.yaml")
+        assert conv.returncode == 0, conv.stderr
+        (tmp_path / "input.json").write_text(conv.stdout)
+        (tmp_path / "constraint.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "StellaOpsRequireAttestations", "metadata": {"name": "x"},
+            "spec": {"parameters": parameters}, "stellaops": {"config": {"provider_url": dead, "timeout": "1s"}}}))
+        proc = subprocess.run([tool("opa"), "eval", "--fail-defined", "--format", "raw", "--bundle", str(PIPELINE),
+                               "--data", str(tmp_path / "constraint.yaml"), "--input", str(tmp_path / "input.json"),
+                               f'data.{package}.violation[_].msg with input as {{"review": {{"object": input}}, "parameters": data.spec.parameters}}'],
+                              capture_output=True, text=True, timeout=120, env=_env(world))
+        assert proc.returncode == want_rc, (image, proc.stdout, proc.stderr)
+        assert dead not in proc.stdout, proc.stdout
+        if want_rc:
+            assert image in proc.stdout and "could not verify" not in proc.stdout, proc.stdout

@@ -32,8 +32,30 @@ test_success_settings_from_environment if {
 	req.tls_client_key_file == "/k.pem"
 }
 
-test_success_data_overrides_environment if {
-	req := transport.request(["a"]) with opa.runtime as {"env": {"STELLAOPS_PROVIDER_URL": "http://env"}}
+# T-F45: `opa eval --data constraint.yaml` loads the whole file at the root of data, so a
+# constraint file carrying stellaops.config must not override the job's environment.
+test_success_environment_overrides_data if {
+	env := {"env": {
+		"STELLAOPS_PROVIDER_URL": "http://env",
+		"STELLAOPS_PROVIDER_CA_FILE": "/env-ca.pem",
+		"STELLAOPS_CLIENT_CERT_FILE": "/env-c.pem",
+		"STELLAOPS_CLIENT_KEY_FILE": "/env-k.pem",
+		"STELLAOPS_PROVIDER_TIMEOUT": "7s",
+	}}
+	req := transport.request(["a"]) with opa.runtime as env
+		with data.stellaops.config as {
+			"provider_url": "http://data", "ca_cert_file": "/data-ca.pem", "client_cert_file": "/data-c.pem",
+			"client_key_file": "/data-k.pem", "timeout": "1s",
+		}
+	req.url == "http://env/gatekeeper/v1/verify"
+	req.tls_ca_cert_file == "/env-ca.pem"
+	req.tls_client_cert_file == "/env-c.pem"
+	req.tls_client_key_file == "/env-k.pem"
+	req.timeout == "7s"
+}
+
+test_success_data_used_when_environment_unset if {
+	req := transport.request(["a"]) with opa.runtime as {"env": {"STELLAOPS_PROVIDER_URL": ""}}
 		with data.stellaops.config as {"provider_url": "http://data"}
 	req.url == "http://data/gatekeeper/v1/verify"
 }

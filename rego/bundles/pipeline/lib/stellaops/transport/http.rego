@@ -8,7 +8,9 @@
 # TLS, a body that is not a ProviderResponse, HTTP errors) becomes a system_error, and the core
 # denies. Never loaded together with rego/transport/gatekeeper.
 #
-# Settings, each from data.stellaops.config.<name>, else the environment, else the default:
+# Settings, each from the environment, else data.stellaops.config.<name>, else the default. The
+# environment wins (threat T-F45): `opa eval --data constraint.yaml` loads the whole file at the
+# root of data, so a constraint file must not be able to redirect the job's provider or its TLS.
 #   provider_url      STELLAOPS_PROVIDER_URL       (required) e.g. https://stellaops.example:8443
 #   ca_cert_file      STELLAOPS_PROVIDER_CA_FILE   PEM bundle to trust for the provider's TLS
 #   client_cert_file  STELLAOPS_CLIENT_CERT_FILE   client certificate, when the provider wants mTLS
@@ -26,11 +28,11 @@ _settings := {
 
 # setting(name): the value of one setting (see the table above).
 setting(name) := value if {
-	value := data.stellaops.config[name]
-	is_string(value)
+	value := object.get(object.get(opa.runtime(), "env", {}), _settings[name][0], "")
 	value != ""
 } else := value if {
-	value := object.get(object.get(opa.runtime(), "env", {}), _settings[name][0], "")
+	value := data.stellaops.config[name]
+	is_string(value)
 	value != ""
 } else := _settings[name][1]
 
@@ -65,7 +67,7 @@ _tls_options := {option: setting(name) |
 }
 
 # verdicts(images): one POST for all image keys, answered in external_data's shape.
-verdicts(images) := _failure(0, "no provider URL is configured: set data.stellaops.config.provider_url or STELLAOPS_PROVIDER_URL") if {
+verdicts(images) := _failure(0, "no provider URL is configured: set STELLAOPS_PROVIDER_URL (or data.stellaops.config.provider_url)") if {
 	setting("provider_url") == ""
 } else := translate(http.send(request(images)))
 
