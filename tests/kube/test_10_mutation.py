@@ -19,7 +19,8 @@ import yaml
 from tests.fixtures.images import loopback_client, push_test_image
 from tests.kube.conftest import OFFLINE, DEPLOY, Installed, pod
 
-MUTATORS = ("stellaops-pin-containers", "stellaops-pin-init-containers", "stellaops-pin-ephemeral-containers")
+MUTATORS = ("stellaops-pin-containers", "stellaops-pin-init-containers", "stellaops-pin-ephemeral-containers",
+            "stellaops-pin-image-volumes")
 
 
 def _post_mutate(w: Installed, keys: list[str]) -> dict[str, object]:
@@ -78,11 +79,16 @@ def test_stored_pod_holds_the_verified_digest(installed: Installed, mutation: No
     tag = f"pin-{uuid.uuid4().hex[:8]}"
     ref = w.push_tag("cosign-bundle", tag)
     pinned = f"{ref.rsplit(':', 1)[0]}@{w.digests['cosign-bundle']}"
-    obj = pod("pinned", ref, initContainers=[{"name": "init", "image": ref}])
+    # T-F46: an image volume is pinned too; a volume of another kind gets no image added
+    obj = pod("pinned", ref, initContainers=[{"name": "init", "image": ref}],
+              volumes=[{"name": "data", "image": {"reference": ref}}, {"name": "scratch", "emptyDir": {}}])
     w.wait_admitted(lambda i: {**obj, "metadata": {"name": f"pinned-{i}"}}, ns, timeout=60)
     stored = next(p for p in w.kube.get_json("pods", "-n", ns)["items"] if p["metadata"]["name"].startswith("pinned-"))
     assert stored["spec"]["containers"][0]["image"] == pinned, stored["spec"]
     assert stored["spec"]["initContainers"][0]["image"] == pinned, stored["spec"]
+    volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
+    assert volumes["data"]["image"]["reference"] == pinned, stored["spec"]
+    assert "image" not in volumes["scratch"], stored["spec"]
     # the tag moves to another image after admission: the Pod still names the verified digest
     repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
     moved = push_test_image(w.registry, repo, tag)
@@ -90,6 +96,7 @@ def test_stored_pod_holds_the_verified_digest(installed: Installed, mutation: No
         assert c.get_manifest(w.registry, repo, tag).digest == moved != w.digests["cosign-bundle"]
     again = w.kube.get_json("pod", stored["metadata"]["name"], "-n", ns)
     assert again["spec"]["containers"][0]["image"] == pinned
+    assert {v["name"]: v for v in again["spec"]["volumes"]}["data"]["image"]["reference"] == pinned
 
 
 def test_unverifiable_image_is_never_pinned(installed: Installed, mutation: None) -> None:
